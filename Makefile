@@ -1,0 +1,43 @@
+# Meshlet — build, test and cluster targets. `make help` lists them.
+SHELL := /bin/bash
+CARGO ?= cargo
+# Downloads and builds of upstream tooling (Kubernetes binaries, kind, node
+# image) are cached here; git-ignored, safe to delete.
+export MESHLET_CACHE ?= $(CURDIR)/.cache
+
+.PHONY: help build test test-unit lint fmt crds crds-check k8s-bins kind-up kind-down images e2e-smoke e2e bench ci
+
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## Build every crate and binary
+	$(CARGO) build --workspace --all-targets
+
+test: k8s-bins ## The test suite: unit tests and integration tests against a real kube-apiserver
+	$(CARGO) test --workspace
+
+test-unit: ## Unit tests only (no Kubernetes binaries needed)
+	$(CARGO) test --workspace --lib --bins
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+crds: ## Regenerate the SMI CRD manifests in crds/yaml/ from the Rust types
+	$(CARGO) run -q -p meshlet-crds --bin crdgen -- crds/yaml
+
+k8s-bins: ## Build (or reuse cached) Kubernetes, etcd, CoreDNS and pause binaries from Go modules
+	e2e/k8s/build.sh
+
+kind-up: k8s-bins ## Bring up the `meshlet` kind cluster (offline-capable)
+	e2e/kind/up.sh
+
+kind-down: ## Delete the kind cluster and stop what kind-up started
+	e2e/kind/down.sh
+
+e2e-smoke: ## Smoke test on the kind cluster: a Deployment, a Service, HTTP 200 by ClusterIP and DNS
+	e2e/kind/load-test-images.sh
+	$(CARGO) test -p meshlet-e2e --features kind --test smoke -- --nocapture
