@@ -1,1 +1,39 @@
-//! (being written)
+//! Port numbers and the user id of the sidecar proxy, shared by the webhook
+//! (which injects them), the init step (which redirects to them) and the proxy
+//! (which listens on them).
+
+/// Where iptables redirects the app's outgoing TCP connections.
+pub const PROXY_OUTBOUND_PORT: u16 = 4140;
+
+/// Where iptables redirects TCP connections coming into the pod.
+pub const PROXY_INBOUND_PORT: u16 = 4143;
+
+/// The proxy's admin server: `/ready`, `/live`, `/metrics`, `/config`.
+/// Never redirected, so the kubelet's probes and Prometheus reach it directly.
+pub const PROXY_ADMIN_PORT: u16 = 4191;
+
+/// The UID the proxy runs as. The init step's OUTPUT rule skips traffic from
+/// this user, so the proxy's own connections are not redirected back to it.
+pub const PROXY_UID: u32 = 2102;
+
+/// Inbound ports the init step never redirects by default: the proxy's own
+/// admin and inbound ports (a redirected probe would loop through itself).
+pub const DEFAULT_INBOUND_SKIP_PORTS: &[u16] = &[PROXY_ADMIN_PORT, PROXY_INBOUND_PORT];
+
+/// The port the operator serves the config stream (and identity) on.
+pub const OPERATOR_CONFIG_PORT: u16 = 8086;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_ports_are_distinct() {
+        let ports = [PROXY_OUTBOUND_PORT, PROXY_INBOUND_PORT, PROXY_ADMIN_PORT];
+        for (i, a) in ports.iter().enumerate() {
+            for b in &ports[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+}
