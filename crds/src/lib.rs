@@ -4,4 +4,12 @@
 //! and proxy.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod contract;
+pub mod conversion;
+pub mod manifests;
+pub mod metrics;
+pub mod quantity;
+pub mod schema;
+pub mod specs;
+pub mod split;

@@ -1,1 +1,199 @@
-//! (being written)
+//! Workload identity: the SPIFFE ID a proxy's certificate carries,
+//! `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`, its
+//! parser, and the projected ServiceAccount token a proxy uses to prove it.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Trust domain used when the install does not choose one.
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+
+/// Audience of the projected ServiceAccount token a proxy sends to the
+/// operator's identity service; the operator checks it with a TokenReview
+/// for exactly this audience, so tokens minted for other uses are refused.
+pub const TOKEN_AUDIENCE: &str = "meshlet.dev/identity";
+
+/// Where the injector mounts that token in the proxy container.
+pub const TOKEN_PATH: &str = "/var/run/secrets/meshlet.dev/identity/token";
+
+/// Lifetime the injector asks for on that token, in seconds (Kubernetes
+/// rotates it before expiry; 600 s is the minimum Kubernetes accepts).
+pub const TOKEN_EXPIRATION_SECONDS: i64 = 3600;
+
+const SCHEME: &str = "spiffe://";
+
+/// A workload identity: a ServiceAccount in a namespace, in a trust domain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpiffeId {
+    trust_domain: String,
+    namespace: String,
+    service_account: String,
+}
+
+/// Why a SPIFFE ID or one of its parts is not valid; names the part.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    /// It does not start with `spiffe://`.
+    #[error("{0:?}: a Meshlet identity starts with \"spiffe://\"")]
+    Scheme(String),
+    /// The path is not `/ns/<namespace>/sa/<service-account>`.
+    #[error("{0:?}: expected spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>")]
+    Path(String),
+    /// The trust domain is not valid.
+    #[error(
+        "trust domain {0:?}: use lowercase letters, digits, '.', '-' and '_' (1-255 characters)"
+    )]
+    TrustDomain(String),
+    /// The namespace is not a DNS-1123 label.
+    #[error("namespace {0:?}: not a DNS-1123 label (lowercase letters, digits and '-', 1-63 characters, starting and ending with a letter or digit)")]
+    Namespace(String),
+    /// The service account is not a DNS-1123 subdomain.
+    #[error("service account {0:?}: not a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', 1-253 characters)")]
+    ServiceAccount(String),
+}
+
+fn valid_trust_domain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_')
+        })
+}
+
+fn valid_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !s.is_empty()
+        && s.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+}
+
+fn valid_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(valid_label)
+}
+
+impl SpiffeId {
+    /// Builds an identity, checking each part.
+    pub fn new(
+        trust_domain: &str,
+        namespace: &str,
+        service_account: &str,
+    ) -> Result<Self, IdentityError> {
+        if !valid_trust_domain(trust_domain) {
+            return Err(IdentityError::TrustDomain(trust_domain.into()));
+        }
+        if !valid_label(namespace) {
+            return Err(IdentityError::Namespace(namespace.into()));
+        }
+        if !valid_subdomain(service_account) {
+            return Err(IdentityError::ServiceAccount(service_account.into()));
+        }
+        Ok(SpiffeId {
+            trust_domain: trust_domain.into(),
+            namespace: namespace.into(),
+            service_account: service_account.into(),
+        })
+    }
+
+    /// The trust domain (`cluster.local`).
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The ServiceAccount name.
+    pub fn service_account(&self) -> &str {
+        &self.service_account
+    }
+}
+
+impl fmt::Display for SpiffeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{SCHEME}{}/ns/{}/sa/{}",
+            self.trust_domain, self.namespace, self.service_account
+        )
+    }
+}
+
+impl FromStr for SpiffeId {
+    type Err = IdentityError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let rest = s
+            .strip_prefix(SCHEME)
+            .ok_or_else(|| IdentityError::Scheme(s.into()))?;
+        let (trust_domain, path) = rest
+            .split_once('/')
+            .ok_or_else(|| IdentityError::Path(s.into()))?;
+        match path.split('/').collect::<Vec<_>>().as_slice() {
+            ["ns", namespace, "sa", service_account] => {
+                SpiffeId::new(trust_domain, namespace, service_account)
+            }
+            _ => Err(IdentityError::Path(s.into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn formats_and_parses() {
+        let id = SpiffeId::new(DEFAULT_TRUST_DOMAIN, "shop", "web").unwrap();
+        assert_eq!(id.to_string(), "spiffe://cluster.local/ns/shop/sa/web");
+        assert_eq!("spiffe://cluster.local/ns/shop/sa/web".parse(), Ok(id));
+    }
+
+    #[test]
+    fn errors_name_the_bad_part() {
+        let cases = [
+            ("http://cluster.local/ns/a/sa/b", "spiffe://"),
+            ("spiffe://cluster.local", "expected spiffe://"),
+            ("spiffe://cluster.local/ns/a/sa", "expected spiffe://"),
+            ("spiffe://cluster.local/ns/a/sa/b/c", "expected spiffe://"),
+            ("spiffe://cluster.local/sa/a/ns/b", "expected spiffe://"),
+            ("spiffe://Cluster.Local/ns/a/sa/b", "trust domain"),
+            ("spiffe:///ns/a/sa/b", "trust domain"),
+            ("spiffe://cluster.local/ns/A/sa/b", "namespace"),
+            ("spiffe://cluster.local/ns/-a/sa/b", "namespace"),
+            ("spiffe://cluster.local/ns//sa/b", "namespace"),
+            ("spiffe://cluster.local/ns/a/sa/b_c", "service account"),
+            ("spiffe://cluster.local/ns/a/sa/", "service account"),
+        ];
+        for (text, want) in cases {
+            let err = text.parse::<SpiffeId>().unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn service_accounts_may_contain_dots() {
+        let id: SpiffeId = "spiffe://example.org/ns/a/sa/b.c".parse().unwrap();
+        assert_eq!(id.service_account(), "b.c");
+        assert_eq!(id.trust_domain(), "example.org");
+        assert_eq!(id.namespace(), "a");
+    }
+
+    proptest! {
+        #[test]
+        fn display_then_parse_is_identity(
+            td in "[a-z0-9][a-z0-9._-]{0,20}",
+            ns in "[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?",
+            sa in "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?(\\.[a-z0-9]{1,5})?",
+        ) {
+            let id = SpiffeId::new(&td, &ns, &sa).unwrap();
+            prop_assert_eq!(id.to_string().parse::<SpiffeId>(), Ok(id));
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! TrafficSplit `split.smi-spec.io/v1alpha2`: whole-number weights; no
+//! `matches`.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Spreads traffic for a root service over backend services in proportion
+/// to their weights.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "split.smi-spec.io",
+    version = "v1alpha2",
+    kind = "TrafficSplit",
+    namespaced,
+    shortname = "ts",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Service","type":"string","description":"The apex service of this split.","jsonPath":".spec.service"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficSplitSpec {
+    /// The root (apex) service that clients call.
+    #[schemars(length(min = 1))]
+    pub service: String,
+    /// The backend services and their weights.
+    pub backends: Vec<TrafficSplitBackend>,
+}
+
+/// One backend of a split.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficSplitBackend {
+    /// Name of the Kubernetes service.
+    #[schemars(length(min = 1))]
+    pub service: String,
+    /// Traffic weight: a whole number, 0 or more.
+    #[schemars(schema_with = "crate::schema::weight")]
+    pub weight: u64,
+}
