@@ -1,0 +1,58 @@
+# Shared settings and helpers for the kind scripts (sourced, not run).
+# Every step logs what it does; `fail` says what failed and how to clean up.
+
+set -euo pipefail
+
+KIND_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$KIND_DIR/../.." && pwd)"
+export MESHLET_CACHE="${MESHLET_CACHE:-$REPO_ROOT/.cache}"
+
+# Pinned versions. kind v0.30.0 is the last release whose CI still covers
+# cgroup v1 hosts (v0.31 moved to Kubernetes 1.35, which refuses cgroup v1
+# by default) and it knows Kubernetes 1.34 node images.
+KIND_VERSION="${KIND_VERSION:-v0.30.0}"
+CRICTL_VERSION="${CRICTL_VERSION:-v1.34.0}"
+K8S_VERSION="${K8S_VERSION:-v1.34.4}"
+# The stock node image used on machines that can pull it (kind v0.30.0's
+# default image, pinned by digest).
+KIND_STOCK_IMAGE="${KIND_STOCK_IMAGE:-kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a}"
+
+CLUSTER_NAME="${CLUSTER_NAME:-meshlet}"
+NODE_IMAGE="meshlet/kind-node:${K8S_VERSION}"
+KIND_NETWORK="kind"
+# Fixed subnet so the isolation rule and docs can name it.
+KIND_SUBNET="${KIND_SUBNET:-172.30.0.0/16}"
+
+STATE_DIR="$MESHLET_CACHE/kind"
+BIN_DIR="$MESHLET_CACHE/bin"
+K8S_BIN_DIR="$MESHLET_CACHE/k8s/$K8S_VERSION/bin"
+K8S_VERSIONS_ENV="$MESHLET_CACHE/k8s/$K8S_VERSION/versions.env"
+export KUBECONFIG_PATH="$STATE_DIR/kubeconfig"
+mkdir -p "$STATE_DIR" "$BIN_DIR"
+
+# Go builds share the cache the Kubernetes build uses.
+export GOMODCACHE="${GOMODCACHE:-$MESHLET_CACHE/go/mod}"
+export GOCACHE="${GOCACHE:-$MESHLET_CACHE/go/build}"
+export GOFLAGS="${GOFLAGS:--modcacherw -buildvcs=false}"
+export PATH="$BIN_DIR:/usr/local/go/bin:$PATH"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+info() { printf '    %s\n' "$*" >&2; }
+# fail MESSAGE [CLEANUP-HINT]
+fail() {
+  printf '\033[31mFAILED: %s\033[0m\n' "$1" >&2
+  printf '    to clean up: %s\n' "${2:-make kind-down}" >&2
+  exit 1
+}
+# now_s: seconds since the epoch, for step timings.
+now_s() { date +%s; }
+# timed NAME CMD...: run a step and print how long it took.
+timed() {
+  local name="$1" t0 rc
+  shift
+  t0=$(now_s)
+  "$@" && rc=0 || rc=$?
+  info "[$name] $(($(now_s) - t0)) s"
+  printf '%s %s\n' "$name" "$(($(now_s) - t0))" >>"$STATE_DIR/timings.log"
+  return "$rc"
+}

@@ -1,0 +1,100 @@
+//! `meshlet-testserver serve|get`: see the library docs.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use meshlet_testserver::{client, server};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(version, about = "Tiny HTTP server and client for Meshlet's end-to-end tests")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Answer every request 200 with JSON {pod, version, method, path}.
+    Serve {
+        /// TCP port to listen on (all addresses).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Version reported in each reply.
+        #[arg(long = "version-label", env = "VERSION", default_value = "v1")]
+        version: String,
+        /// Pod name reported in each reply.
+        #[arg(long, env = "POD_NAME", default_value = "")]
+        pod_name: String,
+    },
+    /// Fetch URL COUNT times and print status codes and versions seen.
+    Get {
+        /// http://host[:port][/path]
+        url: String,
+        /// How many requests, each on a fresh connection.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Every response must have this status, else exit 1.
+        #[arg(long, default_value_t = 200)]
+        expect_status: u16,
+        /// Seconds each request may take.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("meshlet-testserver: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve {
+            port,
+            version,
+            pod_name,
+        } => {
+            let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+                .await
+                .with_context(|| format!("--port {port}: cannot listen"))?;
+            println!("serving on :{port} as pod={pod_name:?} version={version:?}");
+            let identity = server::Identity {
+                pod: pod_name,
+                version,
+            };
+            // As PID 1 in a container, SIGTERM is ignored unless handled.
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = server::run(listener, identity) => r.context("serving")?,
+                _ = term.recv() => println!("SIGTERM: exiting"),
+                _ = tokio::signal::ctrl_c() => println!("interrupted: exiting"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Get {
+            url,
+            count,
+            expect_status,
+            timeout,
+        } => {
+            anyhow::ensure!(count > 0, "--count must be at least 1");
+            let target = client::Target::parse(&url)?;
+            let summary = client::run(&target, count, Duration::from_secs(timeout)).await;
+            print!("GET {url} x{count}\n{summary}");
+            if summary.all_status(expect_status) {
+                println!("OK: all {count} answered {expect_status}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("FAIL: expected every request to answer {expect_status}");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    }
+}
