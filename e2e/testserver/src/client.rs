@@ -22,7 +22,9 @@ pub struct Target {
 impl Target {
     /// Parse a URL; only plain `http` is supported (the mesh adds TLS).
     pub fn parse(url: &str) -> anyhow::Result<Self> {
-        let uri: Uri = url.parse().with_context(|| format!("URL {url:?} is not valid"))?;
+        let uri: Uri = url
+            .parse()
+            .with_context(|| format!("URL {url:?} is not valid"))?;
         match uri.scheme_str() {
             Some("http") => {}
             other => bail!("URL {url:?}: scheme must be http, got {other:?}"),
@@ -76,7 +78,10 @@ async fn fetch(target: &Target) -> anyhow::Result<Outcome> {
         .header(hyper::header::HOST, authority)
         .body(Empty::<Bytes>::new())
         .context("building the request")?;
-    let response = sender.send_request(request).await.context("sending the request")?;
+    let response = sender
+        .send_request(request)
+        .await
+        .context("sending the request")?;
     let status = response.status().as_u16();
     let body = response
         .into_body()
@@ -108,7 +113,10 @@ mod tests {
 
     #[test]
     fn rejects_other_schemes_and_garbage() {
-        assert!(Target::parse("https://x/").unwrap_err().to_string().contains("scheme"));
+        assert!(Target::parse("https://x/")
+            .unwrap_err()
+            .to_string()
+            .contains("scheme"));
         assert!(Target::parse("not a url").is_err());
         assert!(Target::parse("/just/a/path").is_err());
     }

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(version, about = "Tiny HTTP server and client for Meshlet's end-to-end tests")]
+#[command(
+    version,
+    about = "Tiny HTTP server and client for Meshlet's end-to-end tests"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,10 +30,11 @@ enum Command {
         #[arg(long, env = "POD_NAME", default_value = "")]
         pod_name: String,
     },
-    /// Fetch URL COUNT times and print status codes and versions seen.
+    /// Fetch each URL COUNT times and print status codes and versions seen.
     Get {
-        /// http://host[:port][/path]
-        url: String,
+        /// http://host[:port][/path], one or more
+        #[arg(required = true)]
+        urls: Vec<String>,
         /// How many requests, each on a fresh connection.
         #[arg(long, default_value_t = 1)]
         count: usize,
@@ -70,7 +74,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 version,
             };
             // As PID 1 in a container, SIGTERM is ignored unless handled.
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 r = server::run(listener, identity) => r.context("serving")?,
                 _ = term.recv() => println!("SIGTERM: exiting"),
@@ -79,22 +84,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Get {
-            url,
+            urls,
             count,
             expect_status,
             timeout,
         } => {
             anyhow::ensure!(count > 0, "--count must be at least 1");
-            let target = client::Target::parse(&url)?;
-            let summary = client::run(&target, count, Duration::from_secs(timeout)).await;
-            print!("GET {url} x{count}\n{summary}");
-            if summary.all_status(expect_status) {
-                println!("OK: all {count} answered {expect_status}");
-                Ok(ExitCode::SUCCESS)
-            } else {
-                println!("FAIL: expected every request to answer {expect_status}");
-                Ok(ExitCode::FAILURE)
+            let targets = urls
+                .iter()
+                .map(|u| client::Target::parse(u))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let mut failed = 0;
+            for (url, target) in urls.iter().zip(&targets) {
+                let summary = client::run(target, count, Duration::from_secs(timeout)).await;
+                print!("GET {url} x{count}\n{summary}");
+                if summary.all_status(expect_status) {
+                    println!("OK {url}: all {count} answered {expect_status}");
+                } else {
+                    println!("FAIL {url}: expected every request to answer {expect_status}");
+                    failed += 1;
+                }
             }
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

@@ -7,7 +7,10 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// A response arrived; `version` is the body's `version` field, if any.
-    Response { status: u16, version: Option<String> },
+    Response {
+        status: u16,
+        version: Option<String>,
+    },
     /// No response: connect, DNS or protocol error.
     Error(String),
 }
@@ -44,12 +47,22 @@ impl fmt::Display for Summary {
         writeln!(
             f,
             "status: {}",
-            join(self.statuses.iter().map(|(k, v)| format!("{k}={v}")).collect())
+            join(
+                self.statuses
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect()
+            )
         )?;
         writeln!(
             f,
             "version: {}",
-            join(self.versions.iter().map(|(k, v)| format!("{k}={v}")).collect())
+            join(
+                self.versions
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect()
+            )
         )?;
         for (e, n) in &self.errors {
             writeln!(f, "error ({n}x): {e}")?;

@@ -27,7 +27,9 @@ async fn client_counts_replies_from_the_server() {
 #[tokio::test]
 async fn reply_names_pod_version_and_path() {
     let port = start("v1").await;
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream
         .write_all(b"GET /hello?q=1 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
