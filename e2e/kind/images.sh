@@ -60,6 +60,7 @@ build_image() {
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change "ENTRYPOINT $entry" - "$tag" >/dev/null || fail "docker import $tag" "docker rmi $tag"
   docker save -o "$out/$name.tar" "$tag" || fail "docker save $tag" "rm -rf $out"
+  docker rmi "$tag" >/dev/null # the tar is what the node image uses
   info "$tag ($(du -h "$out/$name.tar" | cut -f1))"
 }
 

@@ -117,17 +117,22 @@ docker exec "$build_ctr" bash -euc '
     ctr --namespace=k8s.io images import --all-platforms --no-unpack "$f" >/dev/null
   done
   # pinned: kubelet image GC must never remove the control-plane images
-  for i in $(ctr --namespace=k8s.io images list -q | grep -v "@sha256:"); do
+  for i in $(ctr --namespace=k8s.io images list -q | grep -v "sha256:"); do
     ctr --namespace=k8s.io images label "$i" io.cri-containerd.pinned=pinned >/dev/null
   done
-  ctr --namespace=k8s.io images list -q | grep -v "@sha256:"
+  ctr --namespace=k8s.io images list -q | grep -v "sha256:"
   pkill containerd; for i in $(seq 1 50); do pgrep containerd >/dev/null || break; sleep 0.1; done
 ' >&2 || fail "importing images into the node's containerd" "docker rm -f $build_ctr"
 
+old_image=$(docker image inspect "$NODE_IMAGE" --format '{{.Id}}' 2>/dev/null || true)
+# (STOPSIGNAL SIGRTMIN+3 and ENV container=docker carry over from the stage
+# image; commit cannot set STOPSIGNAL, so it is checked below.)
 docker commit \
   --change 'ENTRYPOINT ["/usr/local/bin/meshlet-node-entrypoint", "/sbin/init"]' \
   --change 'CMD []' \
-  --change 'STOPSIGNAL SIGRTMIN+3' \
   --change "LABEL dev.meshlet.inputs=$inputs" \
   "$build_ctr" "$NODE_IMAGE" >/dev/null || fail "docker commit of the node image" "docker rm -f $build_ctr"
+[[ "$(docker image inspect "$NODE_IMAGE" --format '{{.Config.StopSignal}} {{json .Config.Entrypoint}} {{json .Config.Cmd}}')" == 'SIGRTMIN+3 ["/usr/local/bin/meshlet-node-entrypoint","/sbin/init"] []' ]] \
+  || fail "node image config wrong: $(docker image inspect "$NODE_IMAGE" --format '{{.Config.StopSignal}} {{json .Config.Entrypoint}} {{json .Config.Cmd}}')" "docker rmi $NODE_IMAGE"
+[[ -n "$old_image" ]] && docker rmi "$old_image" >/dev/null 2>&1 || true
 info "node image $NODE_IMAGE: $(docker image inspect "$NODE_IMAGE" --format '{{.Size}}' | numfmt --to=iec)"
