@@ -1,0 +1,86 @@
+//! The current config as an atomically swapped, immutable snapshot: a
+//! request loads it once and keeps it, so a swap never disturbs requests in
+//! flight.
+
+use crate::balance::EndpointRegistry;
+use crate::inbound::InboundPolicy;
+use crate::outbound::table::Table;
+use arc_swap::ArcSwap;
+use meshlet_crds::contract::config::ProxyConfig;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// One compiled config.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The stream's generation (0 for a static file).
+    pub generation: u64,
+    /// The config as received, served on `/config`.
+    pub config: ProxyConfig,
+    /// Outbound routing.
+    pub outbound: Table,
+    /// Inbound ports and policy.
+    pub inbound: InboundPolicy,
+}
+
+/// Holds the current [`Snapshot`].
+#[derive(Debug)]
+pub struct ConfigStore {
+    current: ArcSwap<Snapshot>,
+    registry: Arc<EndpointRegistry>,
+    loaded: AtomicBool,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for ConfigStore {
+    fn default() -> Self {
+        Self {
+            current: ArcSwap::from_pointee(Snapshot::default()),
+            registry: Arc::default(),
+            loaded: AtomicBool::new(false),
+            changed: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+impl ConfigStore {
+    /// The current snapshot.
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Whether a config was ever applied (readiness).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Notified with the generation after every swap.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Compiles `config` and swaps it in. An invalid config is rejected and
+    /// the previous one stays.
+    pub fn apply(&self, generation: u64, config: ProxyConfig) -> Result<(), String> {
+        let outbound = Table::build(&config.outbound, &self.registry)?;
+        let inbound = InboundPolicy::build(&config.inbound)?;
+        let keep: HashSet<_> = outbound.endpoint_addrs().collect();
+        self.current.store(Arc::new(Snapshot {
+            generation,
+            config,
+            outbound,
+            inbound,
+        }));
+        self.registry.retain(&keep);
+        self.loaded.store(true, Ordering::Release);
+        self.changed.send_replace(generation);
+        tracing::info!(generation, "config applied");
+        Ok(())
+    }
+
+    /// Endpoint state shared across snapshots.
+    pub fn registry(&self) -> &Arc<EndpointRegistry> {
+        &self.registry
+    }
+}

@@ -1,0 +1,137 @@
+//! Proxies one HTTP request to one of a set of endpoints: pick by
+//! power-of-two-choices, connect (retrying another endpoint on connect
+//! failure, within the retry budget: nothing was sent yet), send, and feed
+//! the outcome back into latency and outlier state.
+
+use super::errors::ProxyError;
+use super::pool::Conn;
+use super::{upgrade, Body, Version};
+use crate::balance::RetryBudget;
+use crate::balance::{pick, Weighted};
+use crate::transport::Connector;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use meshlet_crds::contract::config::{OutlierPolicy, RetryPolicy};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// What one forward needs.
+pub struct Forward<'a> {
+    /// Candidate endpoints.
+    pub endpoints: &'a [Weighted],
+    /// How to dial them.
+    pub connector: &'a dyn Connector,
+    /// The HTTP version to speak upstream (the client's).
+    pub version: Version,
+    /// Retry policy and budget for connect failures.
+    pub retry: Option<&'a (RetryPolicy, RetryBudget)>,
+    /// When an endpoint counts as failing.
+    pub outlier: &'a OutlierPolicy,
+    /// Names the destination in errors.
+    pub destination: &'a str,
+}
+
+/// Hop-by-hop headers a proxy must not forward on HTTP/1.
+const HOP_BY_HOP: &[&str] = &[
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+];
+
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    let listed: Vec<http::HeaderName> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| http::HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    headers.remove(http::header::CONNECTION);
+    for h in HOP_BY_HOP {
+        headers.remove(*h);
+    }
+}
+
+impl Forward<'_> {
+    /// Sends `req` and returns the response headers.
+    pub async fn send(&self, mut req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
+        let upgrade = self.version == Version::Http1 && upgrade::is_upgrade(&req);
+        if self.version == Version::Http1 && !upgrade {
+            strip_hop_by_hop(req.headers_mut());
+        }
+        let max_attempts = self.retry.map_or(1, |(p, b)| {
+            b.deposit();
+            p.max_attempts.max(1)
+        });
+        let mut tried: Vec<SocketAddr> = Vec::new();
+        let mut last_error = None;
+        loop {
+            let Some(w) = pick(self.endpoints, &tried) else {
+                return Err(last_error
+                    .unwrap_or_else(|| ProxyError::NoEndpoints(self.destination.to_string())));
+            };
+            let ep = &w.endpoint;
+            let conn = if upgrade {
+                ep.pool.connect_h1(self.connector, true).await.map(Conn::H1)
+            } else {
+                ep.pool.checkout(self.version, self.connector).await
+            };
+            let conn = match conn {
+                Ok(c) => c,
+                Err(source) => {
+                    tracing::debug!(endpoint = %ep.addr, error = %source, "connect failed");
+                    ep.record_failure(self.outlier);
+                    tried.push(ep.addr);
+                    last_error = Some(ProxyError::Connect {
+                        addr: ep.addr,
+                        source,
+                    });
+                    let may_retry = (tried.len() as u32) < max_attempts
+                        && self.retry.is_some_and(|(_, b)| b.withdraw());
+                    if may_retry {
+                        continue;
+                    }
+                    return Err(last_error.expect("set above"));
+                }
+            };
+            let _in_flight = ep.start_request();
+            let start = Instant::now();
+            let result = if upgrade {
+                let on_client = hyper::upgrade::on(&mut req);
+                let method = req.method().clone();
+                let Conn::H1(mut sender) = conn else {
+                    unreachable!("upgrades use HTTP/1")
+                };
+                sender.send_request(req).await.map(|mut rsp| {
+                    if upgrade::accepted(&method, rsp.status()) {
+                        upgrade::splice(on_client, hyper::upgrade::on(&mut rsp));
+                    }
+                    rsp.map(|b| b.boxed_unsync())
+                })
+            } else {
+                ep.pool.send(conn, req).await
+            };
+            return match result {
+                Ok(rsp) => {
+                    ep.observe_latency(start.elapsed());
+                    if rsp.status().is_server_error() {
+                        ep.record_failure(self.outlier);
+                    } else {
+                        ep.record_success();
+                    }
+                    Ok(rsp)
+                }
+                Err(e) => {
+                    ep.record_failure(self.outlier);
+                    Err(ProxyError::Upstream(e))
+                }
+            };
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Reusable client connections to one endpoint: a stack of idle HTTP/1
+//! connections (returned when a response body ends) and one multiplexed
+//! HTTP/2 connection.
+
+use super::{Body, Version};
+use crate::transport::Connector;
+use bytes::Bytes;
+use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+/// Idle HTTP/1 connections kept per endpoint.
+const MAX_IDLE_H1: usize = 16;
+
+/// Connections to one endpoint.
+pub struct ConnPool {
+    addr: SocketAddr,
+    idle_h1: Arc<Mutex<Vec<http1::SendRequest<Incoming>>>>,
+    h2: tokio::sync::Mutex<Option<http2::SendRequest<Incoming>>>,
+}
+
+impl std::fmt::Debug for ConnPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnPool")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+/// A connection ready for one request.
+pub enum Conn {
+    /// HTTP/1: exclusive until the response body ends.
+    H1(http1::SendRequest<Incoming>),
+    /// HTTP/2: shared.
+    H2(http2::SendRequest<Incoming>),
+}
+
+fn to_io(e: hyper::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+impl ConnPool {
+    /// An empty pool for `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            idle_h1: Arc::new(Mutex::new(Vec::new())),
+            h2: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// A connection for one request; errors are connect failures (nothing of
+    /// the request was sent, so it may be retried elsewhere).
+    pub async fn checkout(&self, version: Version, connector: &dyn Connector) -> io::Result<Conn> {
+        match version {
+            Version::Http1 => {
+                loop {
+                    let idle = self.idle_h1.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                    let Some(mut s) = idle else { break };
+                    // A connection comes back when its response body ended;
+                    // the dispatcher may need a moment to become ready.
+                    if !s.is_closed() && s.ready().await.is_ok() {
+                        return Ok(Conn::H1(s));
+                    }
+                }
+                Ok(Conn::H1(self.connect_h1(connector, false).await?))
+            }
+            Version::Http2 => {
+                let mut slot = self.h2.lock().await;
+                if let Some(s) = slot.as_ref().filter(|s| !s.is_closed()) {
+                    return Ok(Conn::H2(s.clone()));
+                }
+                let io = connector.connect(self.addr).await?;
+                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                    .handshake(TokioIo::new(io))
+                    .await
+                    .map_err(to_io)?;
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "h2 client connection closed");
+                    }
+                });
+                *slot = Some(sender.clone());
+                Ok(Conn::H2(sender))
+            }
+        }
+    }
+
+    /// A new HTTP/1 connection; with `upgrades` it supports 101/CONNECT and
+    /// is never pooled.
+    pub async fn connect_h1(
+        &self,
+        connector: &dyn Connector,
+        upgrades: bool,
+    ) -> io::Result<http1::SendRequest<Incoming>> {
+        let io = connector.connect(self.addr).await?;
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(to_io)?;
+        tokio::spawn(async move {
+            let res = if upgrades {
+                conn.with_upgrades().await
+            } else {
+                conn.await
+            };
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "h1 client connection closed");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// Sends `req`; an HTTP/1 connection returns to the pool once the
+    /// response body has been read to its end.
+    pub async fn send(
+        &self,
+        conn: Conn,
+        req: http::Request<Incoming>,
+    ) -> Result<http::Response<Body>, hyper::Error> {
+        match conn {
+            Conn::H1(mut s) => {
+                let rsp = s.send_request(req).await?;
+                let idle = self.idle_h1.clone();
+                Ok(rsp.map(|b| {
+                    let mut body = ReturnToPool {
+                        inner: b,
+                        conn: Some((s, idle)),
+                    };
+                    if body.inner.is_end_stream() {
+                        body.give_back();
+                    }
+                    body.boxed_unsync()
+                }))
+            }
+            Conn::H2(mut s) => {
+                s.ready().await?;
+                Ok(s.send_request(req).await?.map(|b| b.boxed_unsync()))
+            }
+        }
+    }
+}
+
+type Idle = Arc<Mutex<Vec<http1::SendRequest<Incoming>>>>;
+
+/// A response body that hands its HTTP/1 connection back to the pool when
+/// it ends (and drops it, closing the connection, if abandoned early).
+struct ReturnToPool {
+    inner: Incoming,
+    conn: Option<(http1::SendRequest<Incoming>, Idle)>,
+}
+
+impl ReturnToPool {
+    fn give_back(&mut self) {
+        if let Some((s, idle)) = self.conn.take() {
+            let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE_H1 && !s.is_closed() {
+                idle.push(s);
+            }
+        }
+    }
+}
+
+impl http_body::Body for ReturnToPool {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let res = Pin::new(&mut self.inner).poll_frame(cx);
+        match &res {
+            Poll::Ready(None) => self.give_back(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.give_back(),
+            Poll::Ready(Some(Err(_))) => self.conn = None,
+            _ => {}
+        }
+        res
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

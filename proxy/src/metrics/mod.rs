@@ -1,0 +1,201 @@
+//! Prometheus metrics with Linkerd's names (see the contract's `metrics`
+//! module), encoded in the text format by prometheus-client.
+
+use meshlet_crds::contract::metrics as names;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::borrow::Cow;
+
+/// Labels of request counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    /// Destination namespace (outbound; empty inbound).
+    pub dst_namespace: String,
+    /// Destination backend service (outbound; empty inbound).
+    pub dst_service: String,
+    /// Matched route name, empty when none.
+    pub route: String,
+    /// TLS status of the connection.
+    pub tls: &'static str,
+}
+
+/// Labels of responses and latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResponseLabels {
+    /// The request's labels.
+    #[prometheus(flatten)]
+    pub request: RequestLabels,
+    /// HTTP status; proxy-generated errors carry their own status.
+    pub status_code: u16,
+    /// `success` or `failure`.
+    pub classification: &'static str,
+}
+
+/// Labels of TCP metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TcpLabels {
+    /// `inbound` or `outbound`.
+    pub direction: &'static str,
+    /// Destination namespace, empty when unknown.
+    pub dst_namespace: String,
+    /// Destination service, empty when unknown.
+    pub dst_service: String,
+    /// TLS status of the connection.
+    pub tls: &'static str,
+}
+
+/// The proxy's counters and histograms.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    responses: Family<ResponseLabels, Counter>,
+    latency: Family<ResponseLabels, Histogram, fn() -> Histogram>,
+    tcp_open: Family<TcpLabels, Counter>,
+    tcp_close: Family<TcpLabels, Counter>,
+    tcp_read: Family<TcpLabels, Counter>,
+    tcp_write: Family<TcpLabels, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(names::LATENCY_BUCKETS_MS.iter().copied())
+}
+
+/// prometheus-client appends `_total` to counters itself.
+fn counter_name(full: &'static str) -> &'static str {
+    full.strip_suffix("_total").unwrap_or(full)
+}
+
+impl Metrics {
+    /// Metrics carrying the proxy's own `namespace`, `deployment` and `pod`
+    /// labels on every series (empty ones are left out).
+    pub fn new(workload: &[(&'static str, String)]) -> Self {
+        let labels: Vec<(Cow<'static, str>, Cow<'static, str>)> = workload
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| (Cow::Borrowed(*k), Cow::Owned(v.clone())))
+            .collect();
+        let mut registry = Registry::with_labels(labels.into_iter());
+        let m = Self {
+            requests: Family::default(),
+            responses: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            tcp_open: Family::default(),
+            tcp_close: Family::default(),
+            tcp_read: Family::default(),
+            tcp_write: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            counter_name(names::REQUEST_TOTAL),
+            "Requests proxied",
+            m.requests.clone(),
+        );
+        registry.register(
+            counter_name(names::RESPONSE_TOTAL),
+            "Responses, by status code and classification",
+            m.responses.clone(),
+        );
+        registry.register(
+            names::RESPONSE_LATENCY_MS,
+            "Time to response headers in milliseconds",
+            m.latency.clone(),
+        );
+        registry.register(
+            counter_name(names::TCP_OPEN_TOTAL),
+            "TCP connections opened",
+            m.tcp_open.clone(),
+        );
+        registry.register(
+            counter_name(names::TCP_CLOSE_TOTAL),
+            "TCP connections closed",
+            m.tcp_close.clone(),
+        );
+        registry.register(
+            counter_name(names::TCP_READ_BYTES_TOTAL),
+            "Bytes read from the connecting peer",
+            m.tcp_read.clone(),
+        );
+        registry.register(
+            counter_name(names::TCP_WRITE_BYTES_TOTAL),
+            "Bytes written to the connecting peer",
+            m.tcp_write.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    /// Counts a request.
+    pub fn request(&self, labels: &RequestLabels) {
+        self.requests.get_or_create(labels).inc();
+    }
+
+    /// Counts a response and its latency.
+    pub fn response(&self, labels: RequestLabels, status: u16, latency: std::time::Duration) {
+        let labels = ResponseLabels {
+            request: labels,
+            status_code: status,
+            classification: names::classify_status(status),
+        };
+        self.latency
+            .get_or_create(&labels)
+            .observe(latency.as_secs_f64() * 1000.0);
+        self.responses.get_or_create(&labels).inc();
+    }
+
+    /// Counts an opened TCP connection.
+    pub fn tcp_open(&self, labels: &TcpLabels) {
+        self.tcp_open.get_or_create(labels).inc();
+    }
+
+    /// Counts a closed TCP connection and its bytes.
+    pub fn tcp_close(&self, labels: &TcpLabels, read: u64, written: u64) {
+        self.tcp_close.get_or_create(labels).inc();
+        self.tcp_read.get_or_create(labels).inc_by(read);
+        self.tcp_write.get_or_create(labels).inc_by(written);
+    }
+
+    /// The metrics in the Prometheus/OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_uses_linkerd_names_and_labels() {
+        let m = Metrics::new(&[(names::NAMESPACE, "shop".into()), (names::POD, "".into())]);
+        let l = RequestLabels {
+            direction: names::DIRECTION_OUTBOUND,
+            dst_namespace: "shop".into(),
+            dst_service: "web".into(),
+            route: String::new(),
+            tls: names::TLS_NO_IDENTITY,
+        };
+        m.request(&l);
+        m.response(l, 503, std::time::Duration::from_millis(3));
+        let text = m.encode();
+        for needle in [
+            "request_total{",
+            "response_total{",
+            "response_latency_ms_bucket{",
+            "classification=\"failure\"",
+            "status_code=\"503\"",
+            "direction=\"outbound\"",
+            "dst_service=\"web\"",
+            "namespace=\"shop\"",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in\n{text}");
+        }
+        assert!(!text.contains("pod="), "{text}");
+    }
+}

@@ -1,0 +1,128 @@
+//! Outbound HTTP: per request, destination lookup (original destination,
+//! then Host/authority, then the fallback) → split → route policy →
+//! balanced, retried, timed forward → metrics.
+
+use crate::app::Ctx;
+use crate::balance::Weighted;
+use crate::http::errors::ProxyError;
+use crate::http::forward::Forward;
+use crate::http::{server, Body, Version};
+use crate::metrics::RequestLabels;
+use crate::split::RequestView;
+use crate::transport::Io;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use meshlet_crds::contract::config::OutlierPolicy;
+use meshlet_crds::contract::metrics as names;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Serves HTTP on an outbound connection.
+pub async fn serve<I: Io>(ctx: Arc<Ctx>, io: I, version: Version, orig_dst: Option<SocketAddr>) {
+    let shutdown = ctx.shutdown.clone();
+    let handler = move |req| handle(ctx.clone(), req, version, orig_dst);
+    server::serve(io, version, handler, shutdown).await;
+}
+
+fn authority(req: &Request<Incoming>) -> Option<&str> {
+    req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
+}
+
+async fn handle(
+    ctx: Arc<Ctx>,
+    req: Request<Incoming>,
+    version: Version,
+    orig_dst: Option<SocketAddr>,
+) -> Response<Body> {
+    let start = Instant::now();
+    let snap = ctx.store.load();
+    let table = &snap.outbound;
+    let target = orig_dst
+        .and_then(|d| table.by_addr(d))
+        .or_else(|| authority(&req).and_then(|a| table.by_authority(a)))
+        .or_else(|| {
+            ctx.settings
+                .outbound_fallback
+                .and_then(|d| table.by_addr(d))
+        });
+
+    let Some(root) = target else {
+        return passthrough(&ctx, req, version, orig_dst).await;
+    };
+    let view = RequestView {
+        method: req.method(),
+        path: req.uri().path(),
+        headers: req.headers(),
+    };
+    let backend = table.choose_backend(root, Some(&view));
+    let route = table.route(root.service, &view);
+    let svc = table.service(backend.service);
+    let labels = RequestLabels {
+        direction: names::DIRECTION_OUTBOUND,
+        dst_namespace: svc.namespace.clone(),
+        dst_service: svc.name.clone(),
+        route: route.name.clone(),
+        tls: names::TLS_NO_IDENTITY,
+    };
+    ctx.metrics.request(&labels);
+    let forward = Forward {
+        endpoints: table.endpoints(backend),
+        connector: ctx.connector.as_ref(),
+        version,
+        retry: route.retry.as_deref(),
+        outlier: &svc.outlier,
+        destination: &svc.name,
+    };
+    let result = match route.timeout {
+        Some(t) => tokio::time::timeout(t, forward.send(req))
+            .await
+            .unwrap_or(Err(ProxyError::Timeout(t.as_millis() as u64))),
+        None => forward.send(req).await,
+    };
+    let rsp = result.unwrap_or_else(|e| {
+        tracing::debug!(error = %e, service = %svc.name, "outbound request failed");
+        e.into_response()
+    });
+    ctx.metrics
+        .response(labels, rsp.status().as_u16(), start.elapsed());
+    rsp
+}
+
+/// A destination that is not a mesh service: forward to the original
+/// destination as is.
+async fn passthrough(
+    ctx: &Ctx,
+    req: Request<Incoming>,
+    version: Version,
+    orig_dst: Option<SocketAddr>,
+) -> Response<Body> {
+    let Some(dst) = orig_dst else {
+        let what = authority(&req)
+            .unwrap_or("request without authority")
+            .to_string();
+        return ProxyError::NoRoute(what).into_response();
+    };
+    let endpoints = [Weighted {
+        endpoint: ctx.store.registry().get(dst),
+        weight: 1,
+    }];
+    let outlier = OutlierPolicy::default();
+    let dst_name = dst.to_string();
+    let forward = Forward {
+        endpoints: &endpoints,
+        connector: ctx.connector.as_ref(),
+        version,
+        retry: None,
+        outlier: &outlier,
+        destination: &dst_name,
+    };
+    forward
+        .send(req)
+        .await
+        .unwrap_or_else(|e| e.into_response())
+}

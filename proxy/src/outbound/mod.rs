@@ -1,0 +1,36 @@
+//! Outbound: connections the app makes, redirected to the proxy. Finds the
+//! destination service, detects the protocol, and routes HTTP per request
+//! or TCP per connection.
+
+mod http;
+pub mod table;
+mod tcp;
+
+use crate::app::Ctx;
+use crate::detect::{detect, Protocol};
+use crate::transport::original_destination;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+
+/// Handles one accepted outbound connection.
+pub async fn serve_connection(ctx: Arc<Ctx>, stream: TcpStream) {
+    let orig_dst = original_destination(&stream);
+    let dst = orig_dst.or(ctx.settings.outbound_fallback);
+    let opaque = {
+        let snap = ctx.store.load();
+        dst.and_then(|d| snap.outbound.by_addr(d))
+            .is_some_and(|t| snap.outbound.is_opaque(t))
+    };
+    if opaque {
+        return tcp::forward(&ctx, stream, dst).await;
+    }
+    let (protocol, io) = match detect(stream, ctx.settings.detect_timeout).await {
+        Ok(d) => d,
+        Err(e) => return tracing::debug!(error = %e, "detection failed"),
+    };
+    match protocol {
+        Protocol::Opaque => tcp::forward(&ctx, io, dst).await,
+        Protocol::Http1 => http::serve(ctx, io, crate::http::Version::Http1, orig_dst).await,
+        Protocol::Http2 => http::serve(ctx, io, crate::http::Version::Http2, orig_dst).await,
+    }
+}
