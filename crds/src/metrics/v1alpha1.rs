@@ -3,9 +3,10 @@
 //! a time window.
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ListMeta, ObjectMeta, Time};
 use serde::{Deserialize, Serialize};
+
+use crate::quantity::Quantity;
 
 /// The apiVersion of this module's types.
 pub const API_VERSION: &str = "metrics.smi-spec.io/v1alpha1";
@@ -28,6 +29,7 @@ pub struct TrafficMetrics {
     /// The resource the metrics are about.
     pub resource: ObjectReference,
     /// The other end, for edge metrics; `null` for resource metrics.
+    #[serde(default)]
     pub edge: Option<Edge>,
     /// The metrics.
     pub metrics: Vec<Metric>,
@@ -38,7 +40,8 @@ pub struct TrafficMetrics {
 pub struct Edge {
     /// Whether traffic goes to or comes from `resource`.
     pub direction: Direction,
-    /// The other resource.
+    /// The other resource; empty (`{}`) for "any".
+    #[serde(default)]
     pub resource: ObjectReference,
 }
 
@@ -60,7 +63,8 @@ pub struct Metric {
     /// Unit (`ms` for latencies); absent for counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
-    /// The value, as a Kubernetes quantity (`"17"`, `"2500m"`).
+    /// The value, as a Kubernetes quantity (`"17"`, `"2500m"`); read from a
+    /// string or a number, written as a string.
     pub value: Quantity,
 }
 
@@ -77,6 +81,9 @@ pub struct TrafficMetricsList {
     pub metadata: ListMeta,
     /// The resource (or kind, with an empty name) the list is about.
     pub resource: ObjectReference,
+    /// The label selector the items were filtered with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
     /// The items.
     pub items: Vec<TrafficMetrics>,
 }

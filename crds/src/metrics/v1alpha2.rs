@@ -3,8 +3,8 @@
 //! TrafficSplit branch, the `backend` (apex, leaf, weight).
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta, Time};
-use serde::{Deserialize, Serialize};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ListMeta, ObjectMeta, Time};
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub use super::v1alpha1::{Direction, Metric};
 
@@ -29,6 +29,7 @@ pub struct TrafficMetrics {
     /// The resource the metrics are about.
     pub resource: ObjectReference,
     /// The other end, for edge metrics; `null` for resource metrics.
+    #[serde(default)]
     pub edge: Option<Edge>,
     /// The TrafficSplit branch these metrics are for, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,10 +43,28 @@ pub struct TrafficMetrics {
 pub struct Edge {
     /// Whether traffic goes to or comes from `resource`.
     pub direction: Direction,
-    /// Which side of the connection measured the metrics.
-    pub side: Side,
-    /// The other resource.
+    /// Which side of the connection measured the metrics; unknown when
+    /// absent (read from `""` too, which Go clients write for "unset").
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_as_none"
+    )]
+    pub side: Option<Side>,
+    /// The other resource; empty (`{}`) for "any".
+    #[serde(default)]
     pub resource: ObjectReference,
+}
+
+fn empty_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Side>, D::Error> {
+    match Option::<String>::deserialize(d)?.as_deref() {
+        None | Some("") => Ok(None),
+        Some("server") => Ok(Some(Side::Server)),
+        Some("client") => Ok(Some(Side::Client)),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "edge.side: {other:?} is not \"server\" or \"client\""
+        ))),
+    }
 }
 
 /// The side of a connection that measured edge metrics.
@@ -63,7 +82,9 @@ pub enum Side {
 pub struct Backend {
     /// The split's root (apex) service.
     pub apex: String,
-    /// The backend service.
+    /// The backend service. (The SMI text calls it `name`, the Go type
+    /// `leaf`; both are read, `leaf` is written.)
+    #[serde(alias = "name")]
     pub leaf: String,
     /// The backend's weight.
     pub weight: u64,
@@ -82,6 +103,50 @@ pub struct TrafficMetricsList {
     pub metadata: ListMeta,
     /// The resource (or kind, with an empty name) the list is about.
     pub resource: ObjectReference,
+    /// The label selector the items were filtered with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
     /// The items.
     pub items: Vec<TrafficMetrics>,
+}
+
+impl From<super::v1alpha1::TrafficMetrics> for TrafficMetrics {
+    /// v1alpha1 → v1alpha2: the edge side is unknown, there is no backend.
+    fn from(m: super::v1alpha1::TrafficMetrics) -> Self {
+        TrafficMetrics {
+            api_version: API_VERSION.into(),
+            kind: m.kind,
+            metadata: m.metadata,
+            timestamp: m.timestamp,
+            window: m.window,
+            resource: m.resource,
+            edge: m.edge.map(|e| Edge {
+                direction: e.direction,
+                side: None,
+                resource: e.resource,
+            }),
+            backend: None,
+            metrics: m.metrics,
+        }
+    }
+}
+
+impl From<TrafficMetrics> for super::v1alpha1::TrafficMetrics {
+    /// v1alpha2 → v1alpha1: drops the edge side and the backend, which
+    /// v1alpha1 has no place for.
+    fn from(m: TrafficMetrics) -> Self {
+        super::v1alpha1::TrafficMetrics {
+            api_version: super::v1alpha1::API_VERSION.into(),
+            kind: m.kind,
+            metadata: m.metadata,
+            timestamp: m.timestamp,
+            window: m.window,
+            resource: m.resource,
+            edge: m.edge.map(|e| super::v1alpha1::Edge {
+                direction: e.direction,
+                resource: e.resource,
+            }),
+            metrics: m.metrics,
+        }
+    }
 }
