@@ -365,6 +365,10 @@ async fn start_apiserver(
                 "--proxy-client-key-file={}",
                 p(&files.front_proxy_client_key)
             ),
+            // The `kubernetes` Service's endpoints would be 127.0.0.1, which
+            // Endpoints validation rejects (an error every 10 s); nothing
+            // in-cluster needs them here.
+            "--endpoint-reconciler-type=none".to_string(),
             "--allow-privileged=true".to_string(),
             "--profiling=false".to_string(),
         ];
