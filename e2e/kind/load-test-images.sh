@@ -13,7 +13,7 @@ log "Building meshlet-testserver (static)"
   --target x86_64-unknown-linux-gnu -p meshlet-testserver --target-dir "$TARGET_DIR") \
   || fail "cargo build of meshlet-testserver" "nothing to clean up"
 bin="$TARGET_DIR/x86_64-unknown-linux-gnu/release/meshlet-testserver"
-if ldd "$bin" >/dev/null 2>&1; then
+if readelf -d "$bin" | grep -q NEEDED; then
   fail "$bin is dynamically linked; it cannot run FROM scratch" "nothing to clean up"
 fi
 

@@ -75,7 +75,7 @@ else
   log "Patching CoreDNS: cluster names only, no upstream forwarding"
   coredns_patch() {
     kc -n kube-system create configmap coredns --from-file=Corefile="$KIND_DIR/coredns-Corefile" \
-      --dry-run=client -o yaml | kc apply -f - >/dev/null &&
+      --dry-run=client -o yaml | kc replace -f - >/dev/null &&
       kc -n kube-system rollout restart deployment coredns >/dev/null &&
       kc -n kube-system rollout status deployment coredns --timeout=120s >/dev/null
   }
