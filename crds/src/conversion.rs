@@ -24,6 +24,8 @@
 //! So newest → old → newest and old → newest → old are both lossless, and
 //! a conversion that loses nothing adds no annotation.
 
+use kube::core::conversion::{ConversionRequest, ConversionResponse, ConversionReview};
+use kube::core::Status;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -147,6 +149,47 @@ pub fn convert(obj: &Value, desired_api_version: &str) -> Result<Value, Conversi
     }
 }
 
+/// Answers an `apiextensions.k8s.io/v1` ConversionReview: every object
+/// converted with [`convert`], or a failure naming the first object that
+/// could not be (the API server then fails the whole request with that
+/// message). This is all a conversion webhook computes.
+pub fn review(review: ConversionReview) -> ConversionReview {
+    let request = match ConversionRequest::try_from(review) {
+        Ok(request) => request,
+        Err(e) => {
+            return ConversionResponse::invalid(Status::failure(&e.to_string(), "BadRequest"))
+                .into_review()
+        }
+    };
+    let converted: Result<Vec<Value>, String> = request
+        .objects
+        .iter()
+        .map(|obj| {
+            convert(obj, &request.desired_api_version).map_err(|e| {
+                let name = obj
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let namespace = obj
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .map(|ns| format!("{ns}/"))
+                    .unwrap_or_default();
+                format!(
+                    "converting {namespace}{name} to {}: {e}",
+                    request.desired_api_version
+                )
+            })
+        })
+        .collect();
+    let response = ConversionResponse::for_request(request);
+    match converted {
+        Ok(objects) => response.success(objects),
+        Err(message) => response.failure(Status::failure(&message, "Invalid")),
+    }
+    .into_review()
+}
+
 /// Converts `obj` to the hub (newest) version of its kind.
 pub fn to_hub_value(obj: &Value) -> Result<Value, ConversionError> {
     let api_version = obj
@@ -222,20 +265,27 @@ pub fn convert_kind<K: KindConversion>(
     }
     check_version::<K>(from)?;
     check_version::<K>(to)?;
+    if from == to {
+        // Already in the desired version (a ConversionReview may carry such
+        // objects): handed back untouched.
+        return Ok(obj.clone());
+    }
 
     let source = K::canonical(from, obj)?;
     let metadata = metadata_without_conversion_data(obj);
 
     // 1. Exact restore from the annotation, when it was written for `to` and
-    //    the object still says what it said.
+    //    the object still says what it said. Unusable stored data is ignored.
     if let Some(stored) = stored_conversion_data(obj) {
         if stored.get("apiVersion").and_then(Value::as_str) == Some(desired_api_version) {
             let candidate = assemble(&stored, desired_api_version, K::KIND, metadata.clone());
-            if let Ok(candidate) = K::canonical(to, &candidate) {
-                let projected = K::from_hub(&K::to_hub(to, &candidate)?, from)?;
-                if body(&projected) == body(&source) {
-                    return Ok(candidate);
-                }
+            let restored = K::canonical(to, &candidate).ok().filter(|candidate| {
+                K::to_hub(to, candidate)
+                    .and_then(|hub| K::from_hub(&hub, from))
+                    .is_ok_and(|projected| body(&projected) == body(&source))
+            });
+            if let Some(restored) = restored {
+                return Ok(restored);
             }
         }
     }

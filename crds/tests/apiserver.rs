@@ -5,8 +5,8 @@
 //!   invalid objects are refused with a message naming the field.
 //! - Full render: every version served; the API server converts through a
 //!   conversion webhook served by this test on loopback, which answers
-//!   ConversionReviews with `meshlet_crds::conversion::convert` — the
-//!   contract the real webhook will implement.
+//!   ConversionReviews with `meshlet_crds::conversion::review` — what the
+//!   real webhook computes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -256,30 +256,6 @@ async fn read_body<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Result<Ve
     }
 }
 
-/// Answers a ConversionReview (apiextensions.k8s.io/v1) with `convert`.
-fn review(request: &Value) -> Value {
-    let req = &request["request"];
-    let desired = req["desiredAPIVersion"].as_str().unwrap_or_default();
-    let converted: Result<Vec<Value>, String> = req["objects"]
-        .as_array()
-        .map(|objects| {
-            objects
-                .iter()
-                .map(|o| meshlet_crds::conversion::convert(o, desired).map_err(|e| e.to_string()))
-                .collect()
-        })
-        .unwrap_or_else(|| Err("request.objects missing".into()));
-    let response = match converted {
-        Ok(objects) => {
-            json!({"uid": req["uid"], "convertedObjects": objects, "result": {"status": "Success"}})
-        }
-        Err(message) => {
-            json!({"uid": req["uid"], "result": {"status": "Failure", "message": message}})
-        }
-    };
-    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview", "response": response})
-}
-
 async fn serve_conversion(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
@@ -293,8 +269,11 @@ async fn serve_conversion(listener: TcpListener, acceptor: tokio_rustls::TlsAcce
             let Ok(body) = read_body(&mut tls).await else {
                 return;
             };
-            let request: Value = serde_json::from_slice(&body).unwrap_or_default();
-            let response = review(&request).to_string();
+            let response = match serde_json::from_slice(&body) {
+                Ok(request) => serde_json::to_string(&meshlet_crds::conversion::review(request)),
+                Err(e) => Ok(format!("{{\"error\": {:?}}}", e.to_string())),
+            }
+            .unwrap_or_default();
             let reply = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{response}",
                 response.len()

@@ -733,6 +733,29 @@ fn errors_say_what_is_wrong() {
 }
 
 #[test]
+fn unusable_conversion_data_is_ignored() {
+    for stored in [
+        "not json",
+        r#"{"apiVersion": "split.smi-spec.io/v1alpha1", "spec": {"service": "web", "backends": [{"service": "a", "weight": "1u"}]}}"#,
+        r#"{"apiVersion": "split.smi-spec.io/v1alpha1", "spec": 3}"#,
+    ] {
+        let hub = json!({"apiVersion": "split.smi-spec.io/v1alpha4", "kind": "TrafficSplit",
+            "metadata": {"name": "s", "annotations": {CONVERSION_DATA: stored}},
+            "spec": {"service": "web", "backends": [{"service": "a", "weight": 1000}]}});
+        let v1 = convert(&hub, "split.smi-spec.io/v1alpha1").unwrap();
+        assert_eq!(v1["spec"]["backends"][0]["weight"], "1", "{stored}");
+        assert!(!has_conversion_data(&v1), "{stored}");
+    }
+}
+
+#[test]
+fn an_object_already_in_the_desired_version_is_untouched() {
+    let obj = json!({"apiVersion": "split.smi-spec.io/v1alpha1", "kind": "TrafficSplit", "metadata": {"name": "s"},
+        "spec": {"service": "web", "backends": [{"service": "a", "weight": "0.5"}], "extra": true}});
+    assert_eq!(convert(&obj, "split.smi-spec.io/v1alpha1").unwrap(), obj);
+}
+
+#[test]
 fn udp_route_converts_to_itself() {
     let obj = json!({"apiVersion": "specs.smi-spec.io/v1alpha4", "kind": "UDPRoute", "metadata": {"name": "u"},
         "spec": {"matches": {"name": "dns", "ports": [53]}}});
@@ -751,4 +774,46 @@ fn metadata_other_than_the_annotation_is_untouched() {
     let hub = convert(&obj, "specs.smi-spec.io/v1alpha4").unwrap();
     assert_eq!(hub["metadata"], obj["metadata"]);
     assert_eq!(hub["spec"]["matches"], obj["matches"]);
+}
+
+#[test]
+fn reviews_convert_every_object_or_fail_naming_the_object() {
+    use kube::core::conversion::ConversionReview;
+    let request: ConversionReview = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
+        "request": {"uid": "u-1", "desiredAPIVersion": "split.smi-spec.io/v1alpha4", "objects": [
+            {"apiVersion": "split.smi-spec.io/v1alpha1", "kind": "TrafficSplit", "metadata": {"name": "a", "namespace": "n"},
+             "spec": {"service": "web", "backends": [{"service": "x", "weight": "250m"}]}},
+            {"apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit", "metadata": {"name": "b", "namespace": "n"},
+             "spec": {"service": "web", "backends": [{"service": "y", "weight": 7}]}}
+        ]}
+    }))
+    .unwrap();
+    let response = serde_json::to_value(meshlet_crds::conversion::review(request.clone())).unwrap();
+    assert_eq!(response["apiVersion"], "apiextensions.k8s.io/v1");
+    assert_eq!(response["kind"], "ConversionReview");
+    assert_eq!(response["response"]["uid"], "u-1");
+    assert_eq!(response["response"]["result"]["status"], "Success");
+    let objects = response["response"]["convertedObjects"].as_array().unwrap();
+    assert_eq!(objects[0]["spec"]["backends"][0]["weight"], 250);
+    assert_eq!(objects[1]["apiVersion"], "split.smi-spec.io/v1alpha4");
+
+    let mut bad = request;
+    bad.request.as_mut().unwrap().objects[1]["spec"]["backends"][0]["weight"] = json!("heavy");
+    let response = serde_json::to_value(meshlet_crds::conversion::review(bad)).unwrap();
+    assert_eq!(response["response"]["uid"], "u-1");
+    assert_eq!(response["response"]["result"]["status"], "Failure");
+    let message = response["response"]["result"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("converting n/b to split.smi-spec.io/v1alpha4"),
+        "{message}"
+    );
+    assert!(message.contains("spec.backends[0].weight"), "{message}");
+
+    let no_request: ConversionReview = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview"
+    }))
+    .unwrap();
+    let response = serde_json::to_value(meshlet_crds::conversion::review(no_request)).unwrap();
+    assert_eq!(response["response"]["result"]["status"], "Failure");
 }
