@@ -75,7 +75,9 @@ fn cache_bin_dir(cache: &Path) -> PathBuf {
 
 /// The Cargo workspace root, fixed at compile time (this crate is `e2e/testenv`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Resolved, so paths in errors and process lists read plainly.
+    std::fs::canonicalize(&root).unwrap_or(root)
 }
 
 #[cfg(test)]

@@ -87,6 +87,65 @@ pub async fn apiserver_ready(client: &kube::Client) -> Result<bool> {
 mod tests {
     use super::*;
 
+    use crate::process::Watchdog;
+    use std::path::Path;
+
+    fn spawn_sh(dir: &Path, watchdog: &mut Watchdog, script: &str) -> ServerProcess {
+        ServerProcess::spawn(
+            "fake-server",
+            Path::new("/bin/sh"),
+            &["-c".to_string(), script.to_string()],
+            &dir.join("fake.log"),
+            watchdog,
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_lost_port_race_asks_for_a_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watchdog = Watchdog::spawn(dir.path()).unwrap();
+        let mut server = spawn_sh(
+            dir.path(),
+            &mut watchdog,
+            "echo 'listen tcp 127.0.0.1:1234: bind: address already in use' >&2; exit 1",
+        );
+        let result = wait_ready(&mut server, Duration::from_secs(10), || async { Ok(false) }).await;
+        assert!(matches!(result, Err(NotReady::PortTaken)), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn an_early_exit_reports_the_log_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watchdog = Watchdog::spawn(dir.path()).unwrap();
+        let mut server = spawn_sh(dir.path(), &mut watchdog, "echo 'bad flag --x' >&2; exit 3");
+        let result = wait_ready(&mut server, Duration::from_secs(10), || async { Ok(false) }).await;
+        let Err(NotReady::Failed(e)) = result else {
+            panic!("expected a failure, got {result:?}");
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("fake-server exited"), "{msg}");
+        assert!(msg.contains("bad flag --x"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn a_timeout_reports_the_last_probe_error_and_log_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watchdog = Watchdog::spawn(dir.path()).unwrap();
+        let mut server = spawn_sh(dir.path(), &mut watchdog, "echo starting; exec sleep 600");
+        let result = wait_ready(&mut server, Duration::from_millis(300), || async {
+            Err(anyhow!("connection refused"))
+        })
+        .await;
+        let Err(NotReady::Failed(e)) = result else {
+            panic!("expected a timeout, got {result:?}");
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("not ready after"), "{msg}");
+        assert!(msg.contains("connection refused"), "{msg}");
+        assert!(msg.contains("starting"), "{msg}");
+    }
+
     #[tokio::test]
     async fn http_ok_reads_the_status_line() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
