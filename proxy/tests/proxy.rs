@@ -311,6 +311,36 @@ async fn websocket_upgrade_passes_through() {
 }
 
 #[tokio::test]
+async fn connect_tunnels_pass_through() {
+    let up = Upstream::start("tunnel").await;
+    let proxy = start_proxy(
+        config(vec![service("web", "10.96.0.1", &[up.addr])]),
+        None,
+        None,
+    )
+    .await;
+    let mut s = TcpStream::connect(proxy.outbound_addr).await.unwrap();
+    s.write_all(format!("CONNECT {HOST}:80 HTTP/1.1\r\nHost: {HOST}:80\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    s.write_all(b"tunnelled bytes").await.unwrap();
+    let mut buf = [0u8; 15];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf, b"tunnelled bytes");
+}
+
+#[tokio::test]
 async fn inbound_forwards_to_the_local_app() {
     let app = Upstream::start("app").await;
     let proxy = start_proxy(config(vec![]), None, Some(app.addr.port())).await;

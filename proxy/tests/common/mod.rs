@@ -90,7 +90,7 @@ async fn handle(
         *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         return Ok(r);
     }
-    if path == "/ws" {
+    if path == "/ws" || req.method() == http::Method::CONNECT {
         let on = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
             if let Ok(up) = on.await {
@@ -103,6 +103,9 @@ async fn handle(
                 }
             }
         });
+        if req.method() == http::Method::CONNECT {
+            return Ok(Response::new(full("")));
+        }
         let r = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .header("connection", "upgrade")

@@ -1,0 +1,348 @@
+//! `meshlet-loadgen`: the benchmark's upstream server, open-loop load
+//! generator, and report writer.
+//!
+//! The load generator avoids coordinated omission the way wrk2 does: every
+//! request has an intended start time on a fixed schedule (rate ÷
+//! connections per connection), and its latency is measured from that
+//! intended time, so a stall is charged to every request it delays.
+#![forbid(unsafe_code)]
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "meshlet-loadgen",
+    about = "Benchmark upstream, load generator and report"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve `200 ok` on HTTP/1.1 until killed.
+    Serve {
+        /// Listen address.
+        #[arg(long)]
+        addr: SocketAddr,
+    },
+    /// Send load and print one JSON result line.
+    Load {
+        /// Where to connect.
+        #[arg(long)]
+        target: SocketAddr,
+        /// Host header.
+        #[arg(long, default_value = "web.bench.svc.cluster.local")]
+        host: String,
+        /// Requests per second; 0 = as fast as possible (closed loop).
+        #[arg(long)]
+        rate: u64,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Keep-alive connections.
+        #[arg(long, default_value_t = 16)]
+        connections: u64,
+        /// Scenario name for the result.
+        #[arg(long)]
+        scenario: String,
+        /// Proxy process ids whose peak RSS and CPU are recorded.
+        #[arg(long, value_delimiter = ',')]
+        pids: Vec<u32>,
+    },
+    /// Turn JSON result lines into a table and `proxy.json`.
+    Report {
+        /// JSON lines written by `load` (with proxy figures merged in).
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the JSON list.
+        #[arg(long)]
+        output: PathBuf,
+    },
+}
+
+/// One measured run; the keys `proxy.json` must carry.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+struct RunResult {
+    scenario: String,
+    rate_rps: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    achieved_rps: f64,
+    errors: u64,
+    #[serde(default)]
+    proxy_rss_kb_max: u64,
+    #[serde(default)]
+    proxy_cpu_percent: f64,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Args::parse().command {
+        Command::Serve { addr } => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?
+            .block_on(serve(addr)),
+        Command::Load {
+            target,
+            host,
+            rate,
+            duration,
+            connections,
+            scenario,
+            pids,
+        } => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            let cpu_before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p)).collect();
+            let t0 = Instant::now();
+            let mut r = rt.block_on(load(
+                target,
+                host,
+                rate,
+                Duration::from_secs(duration),
+                connections,
+                scenario,
+            ))?;
+            let secs = t0.elapsed().as_secs_f64();
+            r.proxy_rss_kb_max = pids.iter().map(|p| peak_rss_kb(*p)).max().unwrap_or(0);
+            r.proxy_cpu_percent = pids
+                .iter()
+                .zip(cpu_before)
+                .map(|(p, before)| {
+                    (cpu_ticks(*p).saturating_sub(before)) as f64 / TICKS_PER_SEC / secs * 100.0
+                })
+                .fold(0.0, f64::max);
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Command::Report { input, output } => report(&input, &output),
+    }
+}
+
+/// Linux's USER_HZ; 100 on every mainstream configuration.
+const TICKS_PER_SEC: f64 = 100.0;
+
+/// Peak resident set size (VmHWM) of a process, in KB.
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// User + system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised command name; utime and stime
+            // are fields 14 and 15 overall.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(|_req| async {
+                Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(b"ok"))))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+async fn connect(
+    target: SocketAddr,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(target).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+struct WorkerResult {
+    latencies_us: Vec<u32>,
+    errors: u64,
+}
+
+async fn load(
+    target: SocketAddr,
+    host: String,
+    rate: u64,
+    duration: Duration,
+    connections: u64,
+    scenario: String,
+) -> anyhow::Result<RunResult> {
+    let start = Instant::now() + Duration::from_millis(50);
+    let end = start + duration;
+    let mut tasks = Vec::new();
+    for k in 0..connections {
+        let host = host.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut out = WorkerResult {
+                latencies_us: Vec::new(),
+                errors: 0,
+            };
+            let mut sender = match connect(target).await {
+                Ok(s) => Some(s),
+                Err(_) => None,
+            };
+            // Per-connection schedule: request j starts at start + (k + j·C)/rate.
+            let interval =
+                (rate > 0).then(|| Duration::from_secs_f64(connections as f64 / rate as f64));
+            let offset =
+                interval.map_or(Duration::ZERO, |i| i.mul_f64(k as f64 / connections as f64));
+            let mut j: u32 = 0;
+            loop {
+                let intended = match interval {
+                    Some(i) => start + offset + i * j,
+                    None => Instant::now().max(start),
+                };
+                if intended >= end {
+                    break;
+                }
+                tokio::time::sleep_until(intended.into()).await;
+                j += 1;
+                let ok = async {
+                    if sender.as_ref().is_none_or(|s| s.is_closed()) {
+                        sender = Some(connect(target).await.ok()?);
+                    }
+                    let s = sender.as_mut()?;
+                    s.ready().await.ok()?;
+                    let req = http::Request::get("/")
+                        .header("host", &host)
+                        .body(Empty::new())
+                        .ok()?;
+                    let rsp = s.send_request(req).await.ok()?;
+                    let ok = rsp.status().is_success();
+                    rsp.into_body().collect().await.ok()?;
+                    Some(ok)
+                }
+                .await;
+                match ok {
+                    Some(true) => out
+                        .latencies_us
+                        .push(intended.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                    _ => {
+                        out.errors += 1;
+                        sender = None;
+                    }
+                }
+            }
+            out
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let r = t.await?;
+        all.extend(r.latencies_us);
+        errors += r.errors;
+    }
+    all.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if all.is_empty() {
+            return 0.0;
+        }
+        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
+        all[i] as f64 / 1000.0
+    };
+    Ok(RunResult {
+        scenario,
+        rate_rps: rate,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        max_ms: all.last().map_or(0.0, |m| *m as f64 / 1000.0),
+        achieved_rps: all.len() as f64 / duration.as_secs_f64(),
+        errors,
+        proxy_rss_kb_max: 0,
+        proxy_cpu_percent: 0.0,
+    })
+}
+
+fn report(input: &PathBuf, output: &PathBuf) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(input)?;
+    let runs: Vec<RunResult> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let direct = |rate: u64| {
+        runs.iter()
+            .find(|r| r.scenario == "direct" && r.rate_rps == rate)
+    };
+    println!(
+        "{:<12} {:>8} {:>9} {:>9} {:>9} {:>11} {:>7} {:>9} {:>6} {:>9} {:>9}",
+        "scenario",
+        "rate",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "achieved",
+        "errors",
+        "rss KB",
+        "cpu %",
+        "p50/dir",
+        "p99/dir"
+    );
+    for r in &runs {
+        let (p50r, p99r) = match direct(r.rate_rps) {
+            Some(d) if d.p50_ms > 0.0 && d.p99_ms > 0.0 => {
+                (r.p50_ms / d.p50_ms, r.p99_ms / d.p99_ms)
+            }
+            _ => (f64::NAN, f64::NAN),
+        };
+        let rate = if r.rate_rps == 0 {
+            "max".to_string()
+        } else {
+            r.rate_rps.to_string()
+        };
+        println!(
+            "{:<12} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>11.1} {:>7} {:>9} {:>6.1} {:>9.2} {:>9.2}",
+            r.scenario,
+            rate,
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.achieved_rps,
+            r.errors,
+            r.proxy_rss_kb_max,
+            r.proxy_cpu_percent,
+            p50r,
+            p99r
+        );
+    }
+    if let Some(dir) = output.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(output, serde_json::to_string_pretty(&runs)?)?;
+    println!("wrote {}", output.display());
+    Ok(())
+}

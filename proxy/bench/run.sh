@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# `make bench`: HTTP/1.1 latency and footprint of the proxy on loopback.
+# Scenarios, each at fixed rates (open loop, no coordinated omission) and at
+# max throughput: direct to the upstream; through one proxy (outbound); through
+# two proxies (client outbound → server inbound); through nginx when installed.
+# Prints a table and writes target/bench/proxy.json.
+# Knobs: BENCH_DURATION (s, default 30), BENCH_RATES (default "1000 5000"),
+# BENCH_CONNECTIONS (default 16), BENCH_MAX (1 = add a max-throughput run).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=${BENCH_DURATION:-30}
+RATES=${BENCH_RATES:-"1000 5000"}
+CONNS=${BENCH_CONNECTIONS:-16}
+MAX=${BENCH_MAX:-1}
+OUT=target/bench
+BIN=target/release
+mkdir -p "$OUT"
+: > "$OUT/runs.jsonl"
+
+cargo build --release -q -p meshlet-proxy --bins
+
+UPSTREAM=127.0.0.1:18080
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; PIDS=(); }
+trap 'cleanup; [ -n "${UPSTREAM_PID:-}" ] && kill "$UPSTREAM_PID" 2>/dev/null || true' EXIT
+
+wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/${1%:*}/${1#*:}) 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; exit 1; }
+
+# The service the client calls, with one endpoint.
+write_config() { # file endpoint
+  cat > "$1" <<JSON
+{"outbound":{"services":[{"name":"web","namespace":"bench","clusterIps":["10.96.0.1"],
+ "authorities":["web.bench.svc.cluster.local:80"],
+ "ports":[{"port":80,"endpoints":[{"addr":"$2"}]}]}]}}
+JSON
+}
+write_config "$OUT/one-proxy.json" "$UPSTREAM"
+write_config "$OUT/two-proxies.json" "127.0.0.1:18243"
+echo '{}' > "$OUT/empty.json"
+
+start_proxy() { # name config out in admin [inbound-fallback-port]
+  local extra=()
+  [ -n "${6:-}" ] && extra=(--inbound-fallback-port "$6")
+  MESHLET_LOG=warn "$BIN/meshlet-proxy" run --config "$2" --outbound-addr "$3" --inbound-addr "$4" \
+    --admin-addr "$5" "${extra[@]}" > "$OUT/$1.log" 2>&1 &
+  PIDS+=($!)
+  wait_port "$5"
+}
+
+"$BIN/meshlet-loadgen" serve --addr "$UPSTREAM" &
+UPSTREAM_PID=$!
+wait_port "$UPSTREAM"
+
+run() { # scenario rate target pids...
+  local scenario=$1 rate=$2 target=$3; shift 3
+  local pids; pids=$(IFS=,; echo "$*")
+  "$BIN/meshlet-loadgen" load --scenario "$scenario" --rate "$rate" --duration "$DURATION" \
+    --connections "$CONNS" --target "$target" ${pids:+--pids "$pids"} >> "$OUT/runs.jsonl"
+  tail -n1 "$OUT/runs.jsonl"
+}
+
+rates=($RATES)
+[ "$MAX" = 1 ] && rates+=(0)
+IDLE_KB=""
+for rate in "${rates[@]}"; do
+  run direct "$rate" "$UPSTREAM"
+
+  # Fresh proxies per run, so peak RSS belongs to this rate.
+  start_proxy one "$OUT/one-proxy.json" 127.0.0.1:18140 127.0.0.1:18143 127.0.0.1:18191
+  [ -z "$IDLE_KB" ] && IDLE_KB=$(awk '/VmRSS/{print $2}' /proc/${PIDS[0]}/status)
+  run one-proxy "$rate" 127.0.0.1:18140 "${PIDS[@]}"
+  cleanup
+
+  start_proxy server "$OUT/empty.json" 127.0.0.1:18240 127.0.0.1:18243 127.0.0.1:18291 18080
+  start_proxy client "$OUT/two-proxies.json" 127.0.0.1:18140 127.0.0.1:18143 127.0.0.1:18191
+  run two-proxies "$rate" 127.0.0.1:18140 "${PIDS[@]}"
+  cleanup
+
+  if command -v nginx >/dev/null; then
+    mkdir -p "$OUT/nginx"
+    cat > "$OUT/nginx/nginx.conf" <<CONF
+worker_processes 1;
+pid $PWD/$OUT/nginx/nginx.pid;
+error_log $PWD/$OUT/nginx/error.log;
+daemon off;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $PWD/$OUT/nginx; proxy_temp_path $PWD/$OUT/nginx;
+  fastcgi_temp_path $PWD/$OUT/nginx; uwsgi_temp_path $PWD/$OUT/nginx; scgi_temp_path $PWD/$OUT/nginx;
+  upstream app { server $UPSTREAM; keepalive 32; }
+  server { listen 127.0.0.1:18380; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+CONF
+    nginx -c "$PWD/$OUT/nginx/nginx.conf" &
+    PIDS+=($!)
+    wait_port 127.0.0.1:18380
+    # The worker process does the proxying.
+    worker=$(pgrep -P "${PIDS[0]}" | head -n1 || true)
+    run nginx "$rate" 127.0.0.1:18380 ${worker:-${PIDS[0]}}
+    cleanup
+  fi
+done
+kill "$UPSTREAM_PID" 2>/dev/null || true
+
+echo
+echo "proxy idle RSS: ${IDLE_KB} KB"
+"$BIN/meshlet-loadgen" report --input "$OUT/runs.jsonl" --output "$OUT/proxy.json"
