@@ -75,6 +75,13 @@ async fn scenario(client: &Client, ns: &str) -> anyhow::Result<()> {
         logs.matches("status: 200=10").count() == urls.len(),
         "expected 10 responses with status 200 per URL:\n{logs}"
     );
+    // 30 fresh connections over two endpoints: both replicas must answer
+    // (all on one would happen with probability 2^-29 if both are in use).
+    let answered = answering_pods(&logs);
+    anyhow::ensure!(
+        answered.len() == 2,
+        "expected both replicas to answer, got {answered:?}:\n{logs}"
+    );
 
     // The same client against a name that does not exist must fail (fast:
     // cluster DNS answers NXDOMAIN itself and forwards nothing).
@@ -93,6 +100,15 @@ async fn scenario(client: &Client, ns: &str) -> anyhow::Result<()> {
     );
     println!("smoke scenario passed in {:?}", t0.elapsed());
     Ok(())
+}
+
+/// Pod names from the client's `pod: name=count ...` summary lines.
+fn answering_pods(logs: &str) -> std::collections::BTreeSet<String> {
+    logs.lines()
+        .filter_map(|l| l.strip_prefix("pod: "))
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|kv| kv.split_once('=').map(|(k, _)| k.to_string()))
+        .collect()
 }
 
 fn deployment() -> serde_json::Value {

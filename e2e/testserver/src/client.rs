@@ -90,10 +90,16 @@ async fn fetch(target: &Target) -> anyhow::Result<Outcome> {
         .context("reading the body")?
         .to_bytes();
     driver.abort();
-    let version = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("version")?.as_str().map(str::to_string));
-    Ok(Outcome::Response { status, version })
+    let json = serde_json::from_slice::<serde_json::Value>(&body).ok();
+    let field = |name: &str| {
+        json.as_ref()
+            .and_then(|v| v.get(name)?.as_str().map(str::to_string))
+    };
+    Ok(Outcome::Response {
+        status,
+        version: field("version"),
+        pod: field("pod"),
+    })
 }
 
 #[cfg(test)]

@@ -6,10 +6,11 @@ use std::fmt;
 /// The outcome of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// A response arrived; `version` is the body's `version` field, if any.
+    /// A response arrived; `version` and `pod` are the body's fields, if any.
     Response {
         status: u16,
         version: Option<String>,
+        pod: Option<String>,
     },
     /// No response: connect, DNS or protocol error.
     Error(String),
@@ -20,16 +21,25 @@ pub enum Outcome {
 pub struct Summary {
     pub statuses: BTreeMap<u16, usize>,
     pub versions: BTreeMap<String, usize>,
+    pub pods: BTreeMap<String, usize>,
     pub errors: BTreeMap<String, usize>,
 }
 
 impl Summary {
     pub fn add(&mut self, outcome: Outcome) {
         match outcome {
-            Outcome::Response { status, version } => {
+            Outcome::Response {
+                status,
+                version,
+                pod,
+            } => {
                 *self.statuses.entry(status).or_default() += 1;
-                let version = version.unwrap_or_else(|| "<none>".to_string());
-                *self.versions.entry(version).or_default() += 1;
+                let none = || "<none>".to_string();
+                *self
+                    .versions
+                    .entry(version.unwrap_or_else(none))
+                    .or_default() += 1;
+                *self.pods.entry(pod.unwrap_or_else(none)).or_default() += 1;
             }
             Outcome::Error(e) => *self.errors.entry(e).or_default() += 1,
         }
@@ -64,6 +74,11 @@ impl fmt::Display for Summary {
                     .collect()
             )
         )?;
+        writeln!(
+            f,
+            "pod: {}",
+            join(self.pods.iter().map(|(k, v)| format!("{k}={v}")).collect())
+        )?;
         for (e, n) in &self.errors {
             writeln!(f, "error ({n}x): {e}")?;
         }
@@ -79,6 +94,7 @@ mod tests {
         Outcome::Response {
             status: 200,
             version: Some(version.into()),
+            pod: Some(format!("pod-{version}")),
         }
     }
 
@@ -90,7 +106,10 @@ mod tests {
         s.add(ok("v1"));
         assert!(s.all_status(200));
         assert_eq!(s.versions["v1"], 2);
-        assert_eq!(s.to_string(), "status: 200=3\nversion: v1=2 v2=1\n");
+        assert_eq!(
+            s.to_string(),
+            "status: 200=3\nversion: v1=2 v2=1\npod: pod-v1=2 pod-v2=1\n"
+        );
         s.add(Outcome::Error("connection refused".into()));
         assert!(!s.all_status(200));
         assert!(s.to_string().contains("error (1x): connection refused"));
@@ -103,6 +122,7 @@ mod tests {
         s.add(Outcome::Response {
             status: 503,
             version: None,
+            pod: None,
         });
         assert!(!s.all_status(200));
         assert_eq!(s.statuses[&503], 1);
