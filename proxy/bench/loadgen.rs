@@ -210,10 +210,7 @@ async fn load(
                 latencies_us: Vec::new(),
                 errors: 0,
             };
-            let mut sender = match connect(target).await {
-                Ok(s) => Some(s),
-                Err(_) => None,
-            };
+            let mut sender = connect(target).await.ok();
             // Per-connection schedule: request j starts at start + (k + j·C)/rate.
             let interval =
                 (rate > 0).then(|| Duration::from_secs_f64(connections as f64 / rate as f64));
