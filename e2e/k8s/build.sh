@@ -80,6 +80,10 @@ out="$MESHLET_CACHE/k8s/$K8S_VERSION"
 bin="$out/bin"
 stamps="$out/stamps"
 mkdir -p "$bin" "$stamps"
+# One build at a time per output dir (`make test` and `make kind-up` may race).
+step="waiting for another k8s-bins run to finish ($out/.lock)"
+exec 9>"$out/.lock"
+flock 9
 log "Kubernetes $K8S_VERSION, etcd $ETCD_MODULE_VERSION, CoreDNS $COREDNS_MODULE_VERSION -> $bin"
 
 # --- build helpers ---------------------------------------------------------
