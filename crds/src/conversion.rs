@@ -19,8 +19,15 @@
 //!
 //! Converting back to that apiVersion restores the stored body exactly, as
 //! long as the object still says what the stored body says in the version
-//! it is in now (i.e. nobody edited it meanwhile). If it was edited, the
-//! edit wins: the stored body is dropped and the plain conversion is used.
+//! it is in now (i.e. nobody edited it meanwhile). If it was edited in an
+//! old version and is converted to the hub, the edit is kept and the fields
+//! the old version has no place for (a split's `matches`, UDPRoute rules,
+//! headers, TCP ports) are put back from the stored hub body
+//! ([`KindConversion::restore_hub`]), so an unrelated edit through an old
+//! client does not, say, widen a split to all traffic. In the other
+//! direction (an edit through the hub, read in an old version) the edit
+//! wins and the stored old-only data (a TrafficTarget `port`, the spelling
+//! of a quantity) is dropped: Meshlet gives it no meaning.
 //! So newest → old → newest and old → newest → old are both lossless, and
 //! a conversion that loses nothing adds no annotation.
 
@@ -106,6 +113,13 @@ pub trait KindConversion {
     fn from_hub(hub: &Self::Hub, version: &str) -> Result<Value, ConversionError>;
     /// Reads `obj` as `version` and writes it back: the canonical JSON form.
     fn canonical(version: &str, obj: &Value) -> Result<Value, ConversionError>;
+    /// After an edit in old version `from`, puts back into `hub` what `from`
+    /// cannot express, from `stored` (the hub body from before the edit).
+    /// Only fields `from` has no place for may be touched, so the edit
+    /// itself is kept whole. Default: nothing to put back.
+    fn restore_hub(from: &str, hub: &mut Self::Hub, stored: &Self::Hub) {
+        let _ = (from, hub, stored);
+    }
 }
 
 /// Converts `obj`, any served version of a Meshlet-converted SMI kind, to
@@ -290,9 +304,25 @@ pub fn convert_kind<K: KindConversion>(
         }
     }
 
-    // 2. Plain conversion through the hub; keep the source body in the
+    // 2. Plain conversion through the hub (putting back hub-only fields
+    //    after an edit in an old version); keep the source body in the
     //    annotation when converting back would not give it again.
-    let mut out = K::from_hub(&K::to_hub(from, &source)?, to)?;
+    let mut hub = K::to_hub(from, &source)?;
+    let hub_version = K::VERSIONS.last().copied().unwrap_or_default();
+    if to == hub_version {
+        let stored_hub = stored_conversion_data(obj)
+            .filter(|stored| {
+                stored.get("apiVersion").and_then(Value::as_str) == Some(desired_api_version)
+            })
+            .and_then(|stored| {
+                let candidate = assemble(&stored, desired_api_version, K::KIND, metadata.clone());
+                K::to_hub(to, &candidate).ok()
+            });
+        if let Some(stored_hub) = stored_hub {
+            K::restore_hub(from, &mut hub, &stored_hub);
+        }
+    }
+    let mut out = K::from_hub(&hub, to)?;
     set_metadata(&mut out, metadata);
     let back = K::from_hub(&K::to_hub(to, &out)?, from)?;
     if body(&back) != body(&source) {

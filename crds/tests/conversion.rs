@@ -594,7 +594,7 @@ fn matches_survive_a_trip_through_v1alpha2_in_the_annotation() {
 }
 
 #[test]
-fn an_edit_in_the_old_version_wins_over_the_annotation() {
+fn an_edit_through_the_hub_drops_stale_old_only_data() {
     let v2 = json!({
         "apiVersion": "access.smi-spec.io/v1alpha2", "kind": "TrafficTarget",
         "metadata": {"name": "t"},
@@ -816,4 +816,111 @@ fn reviews_convert_every_object_or_fail_naming_the_object() {
     .unwrap();
     let response = serde_json::to_value(meshlet_crds::conversion::review(no_request)).unwrap();
     assert_eq!(response["response"]["result"]["status"], "Failure");
+}
+
+/// Converts `obj` to `api_version` and drops the conversion-data annotation.
+fn plain_view(obj: &Value, api_version: &str) -> Value {
+    let mut out = convert(obj, api_version).unwrap();
+    if let Some(a) = out
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.remove(CONVERSION_DATA);
+        if a.is_empty() {
+            out["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("annotations");
+        }
+    }
+    out
+}
+
+#[test]
+fn an_edit_through_an_old_version_keeps_what_only_the_hub_says() {
+    // TrafficSplit: a v1alpha2 client shifts weights; the matches stay.
+    let hub = json!({"apiVersion": "split.smi-spec.io/v1alpha4", "kind": "TrafficSplit", "metadata": {"name": "ab"},
+        "spec": {"service": "web", "matches": [{"kind": "HTTPRouteGroup", "name": "firefox"}],
+                 "backends": [{"service": "v1", "weight": 90}, {"service": "v2", "weight": 10}]}});
+    let mut v2 = convert(&hub, "split.smi-spec.io/v1alpha2").unwrap();
+    v2["spec"]["backends"][0]["weight"] = json!(50);
+    v2["spec"]["backends"][1]["weight"] = json!(50);
+    let edited = convert(&v2, "split.smi-spec.io/v1alpha4").unwrap();
+    assert_eq!(edited["spec"]["matches"], hub["spec"]["matches"]);
+    assert_eq!(edited["spec"]["backends"][0]["weight"], 50);
+    assert!(
+        !has_conversion_data(&edited),
+        "the hub now holds everything itself"
+    );
+    assert_eq!(
+        plain_view(&edited, "split.smi-spec.io/v1alpha2")["spec"],
+        v2["spec"]
+    );
+
+    // A v1alpha3 client can say "no matches", and is believed.
+    let mut v3 = convert(&hub, "split.smi-spec.io/v1alpha3").unwrap();
+    v3["spec"].as_object_mut().unwrap().remove("matches");
+    assert!(convert(&v3, "split.smi-spec.io/v1alpha4").unwrap()["spec"]
+        .get("matches")
+        .is_none());
+
+    // TrafficTarget: a v1alpha1 client adds a source; the UDPRoute rule stays.
+    let tt = json!({"apiVersion": "access.smi-spec.io/v1alpha3", "kind": "TrafficTarget", "metadata": {"name": "t"},
+        "spec": {"destination": {"kind": "ServiceAccount", "name": "server"},
+                 "rules": [{"kind": "TCPRoute", "name": "tcp"}, {"kind": "UDPRoute", "name": "udp"}],
+                 "sources": [{"kind": "ServiceAccount", "name": "client"}]}});
+    let mut v1 = convert(&tt, "access.smi-spec.io/v1alpha1").unwrap();
+    v1["sources"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"kind": "ServiceAccount", "name": "batch"}));
+    let edited = convert(&v1, "access.smi-spec.io/v1alpha3").unwrap();
+    assert_eq!(edited["spec"]["rules"], tt["spec"]["rules"]);
+    assert_eq!(edited["spec"]["sources"][1]["name"], "batch");
+
+    // HTTPRouteGroup: a v1alpha1 client changes a path; headers stay, per match name.
+    let hrg = json!({"apiVersion": "specs.smi-spec.io/v1alpha4", "kind": "HTTPRouteGroup", "metadata": {"name": "r"},
+        "spec": {"matches": [{"name": "ff", "pathRegex": "/a", "headers": [{"user-agent": ".*Firefox.*"}]},
+                             {"name": "all", "pathRegex": ".*"}]}});
+    let mut v1 = convert(&hrg, "specs.smi-spec.io/v1alpha1").unwrap();
+    v1["matches"][0]["pathRegex"] = json!("/b");
+    let edited = convert(&v1, "specs.smi-spec.io/v1alpha4").unwrap();
+    assert_eq!(edited["spec"]["matches"][0]["pathRegex"], "/b");
+    assert_eq!(
+        edited["spec"]["matches"][0]["headers"],
+        hrg["spec"]["matches"][0]["headers"]
+    );
+    assert!(edited["spec"]["matches"][1].get("headers").is_none());
+
+    // TCPRoute: a v1alpha2 client adds a label; the ports stay.
+    let tcp = json!({"apiVersion": "specs.smi-spec.io/v1alpha4", "kind": "TCPRoute", "metadata": {"name": "db"},
+        "spec": {"matches": {"name": "pg", "ports": [5432]}}});
+    let mut v2 = convert(&tcp, "specs.smi-spec.io/v1alpha2").unwrap();
+    v2["metadata"]["labels"] = json!({"team": "data"});
+    let edited = convert(&v2, "specs.smi-spec.io/v1alpha4").unwrap();
+    assert_eq!(edited["spec"], tcp["spec"]);
+    assert_eq!(edited["metadata"]["labels"]["team"], "data");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any edit of a split through v1alpha1/v1alpha2 is kept whole, and the
+    /// hub's matches survive it.
+    #[test]
+    fn split_edits_through_old_versions_keep_matches(
+        hub in split_hub(),
+        edit in split_v1alpha2(),
+        old_version in prop_oneof![Just("v1alpha1"), Just("v1alpha2")],
+    ) {
+        let hub = to_json(&hub);
+        let target = api("split.smi-spec.io", old_version);
+        let mut old = convert(&hub, &target).unwrap();
+        // Replace the spec with another one written in v1alpha2 terms.
+        let new_spec = plain_view(&to_json(&edit), &target)["spec"].clone();
+        old["spec"] = new_spec.clone();
+        let edited = convert(&old, "split.smi-spec.io/v1alpha4").unwrap();
+        prop_assert_eq!(&edited["spec"].get("matches"), &hub["spec"].get("matches"));
+        prop_assert_eq!(&plain_view(&edited, &target)["spec"], &new_spec);
+    }
 }

@@ -177,6 +177,18 @@ impl KindConversion for TrafficTargetConversion {
         }
     }
 
+    /// v1alpha1 and v1alpha2 have no UDPRoute rules: an edit there keeps
+    /// the hub's UDPRoute rules.
+    fn restore_hub(from: &str, hub: &mut Hub, stored: &Hub) {
+        if matches!(from, "v1alpha1" | "v1alpha2") {
+            for rule in &stored.spec.rules {
+                if rule.kind == v1alpha3::RuleKind::UdpRoute && !hub.spec.rules.contains(rule) {
+                    hub.spec.rules.push(rule.clone());
+                }
+            }
+        }
+    }
+
     fn canonical(version: &str, obj: &Value) -> Result<Value, ConversionError> {
         let av = format!("{GROUP}/{version}");
         match version {

@@ -187,6 +187,21 @@ impl KindConversion for HttpRouteGroupConversion {
         }
     }
 
+    /// v1alpha1 has no headers: an edit there keeps each match's headers
+    /// (matched by name).
+    fn restore_hub(from: &str, hub: &mut Self::Hub, stored: &Self::Hub) {
+        if from != "v1alpha1" {
+            return;
+        }
+        for m in &mut hub.spec.matches {
+            if let Some(old) = stored.spec.matches.iter().find(|s| s.name == m.name) {
+                if m.headers.is_empty() {
+                    m.headers = old.headers.clone();
+                }
+            }
+        }
+    }
+
     fn canonical(version: &str, obj: &Value) -> Result<Value, ConversionError> {
         let av = format!("{GROUP}/{version}");
         let k = Self::KIND;
@@ -247,6 +262,14 @@ impl KindConversion for TcpRouteConversion {
             })),
             "v1alpha4" => Ok(to_value(hub)),
             _ => Err(unknown(Self::KIND, version, Self::VERSIONS)),
+        }
+    }
+
+    /// Before v1alpha4 a TCPRoute has no fields: an edit there (of labels,
+    /// say) keeps the hub's port match.
+    fn restore_hub(from: &str, hub: &mut Self::Hub, stored: &Self::Hub) {
+        if from != "v1alpha4" {
+            hub.spec.matches = stored.spec.matches.clone();
         }
     }
 

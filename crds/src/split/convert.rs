@@ -198,6 +198,14 @@ impl KindConversion for TrafficSplitConversion {
         }
     }
 
+    /// v1alpha1 and v1alpha2 have no `matches`: an edit there keeps the
+    /// hub's matches (a split narrowed to some requests stays narrowed).
+    fn restore_hub(from: &str, hub: &mut Hub, stored: &Hub) {
+        if matches!(from, "v1alpha1" | "v1alpha2") && hub.spec.matches.is_empty() {
+            hub.spec.matches = stored.spec.matches.clone();
+        }
+    }
+
     fn canonical(version: &str, obj: &Value) -> Result<Value, ConversionError> {
         let av = format!("{GROUP}/{version}");
         match version {
