@@ -369,6 +369,28 @@ async fn full_render_converts_between_every_served_version_through_the_webhook()
     .await?;
     assert!(old["spec"].get("matches").is_none());
     assert!(old["metadata"]["annotations"]["meshlet.dev/conversion-data"].is_string());
+    // A v1alpha2 client shifts the weight and writes the object back: the
+    // split keeps its matches.
+    let mut edited = old.clone();
+    edited["spec"]["backends"][0]["weight"] = json!(50);
+    let v2_api = api_for(&client, &ns, "split.smi-spec.io/v1alpha2", "TrafficSplit");
+    v2_api
+        .replace(
+            "ab",
+            &PostParams::default(),
+            &serde_json::from_value(edited)?,
+        )
+        .await?;
+    let hub_after = get(
+        &client,
+        &ns,
+        "split.smi-spec.io/v1alpha4",
+        "TrafficSplit",
+        "ab",
+    )
+    .await?;
+    assert_eq!(hub_after["spec"]["backends"][0]["weight"], 50);
+    assert_eq!(hub_after["spec"]["matches"], ab["spec"]["matches"]);
 
     // A v1alpha1 TrafficTarget (top-level fields, a port), stored as v1alpha3.
     let tt = json!({"apiVersion": "access.smi-spec.io/v1alpha1", "kind": "TrafficTarget", "metadata": {"name": "api"},
