@@ -283,6 +283,23 @@ pub fn patch(pod: &Pod, settings: &InjectorSettings, overrides: &Overrides) -> P
         )]),
     );
 
+    // The projected token needs a ServiceAccount. The API server's
+    // ServiceAccount admission plugin sets `default` before webhooks run;
+    // where it is off, say so explicitly (same meaning, and valid).
+    if spec
+        .service_account_name
+        .as_deref()
+        .unwrap_or("")
+        .is_empty()
+    {
+        let account = spec
+            .service_account
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".into());
+        ops.push(add(&["spec", "serviceAccountName"], Value::String(account)));
+    }
+
     let volume = to_json(&sidecar::identity_volume());
     match &spec.volumes {
         None => ops.push(add(&["spec", "volumes"], Value::Array(vec![volume]))),

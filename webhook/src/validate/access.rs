@@ -16,6 +16,49 @@ use super::{typed, Violation};
 
 const SERVICE_ACCOUNT: &str = "ServiceAccount";
 
+/// Rule kinds each version may reference.
+fn allowed_rule_kinds(version: &str) -> &'static [&'static str] {
+    match version {
+        "v1alpha1" | "v1alpha2" => &["HTTPRouteGroup", "TCPRoute"],
+        _ => &["HTTPRouteGroup", "TCPRoute", "UDPRoute"],
+    }
+}
+
+/// Rule kinds, checked on the raw object so the message names the rule
+/// and says which kinds the version allows.
+pub fn raw_checks(obj: &Value, version: &str) -> Vec<Violation> {
+    let (pointer, field) = if version == "v1alpha1" {
+        ("/specs", "specs")
+    } else {
+        ("/spec/rules", "spec.rules")
+    };
+    let allowed = allowed_rule_kinds(version);
+    let Some(rules) = obj.pointer(pointer).and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, rule)| {
+            let kind = rule.get("kind")?.as_str().unwrap_or("");
+            (!allowed.contains(&kind)).then(|| {
+                let hint = if kind == "UDPRoute" {
+                    " (UDPRoute needs access.smi-spec.io/v1alpha3)"
+                } else {
+                    ""
+                };
+                Violation::new(
+                    format!("{field}[{i}].kind"),
+                    format!(
+                        "{kind:?} is not a route kind {version} allows; use one of {}{hint}",
+                        allowed.join(", ")
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Checks a TrafficTarget in the hub version; `version` is the one written,
 /// `namespace` the object's namespace.
 pub fn validate(

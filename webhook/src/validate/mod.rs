@@ -50,6 +50,7 @@ pub fn validate(obj: &Value, namespace: &str) -> Vec<Violation> {
     // helpful message.
     let early = match (group, kind) {
         (meshlet_crds::split::GROUP, "TrafficSplit") => split::raw_checks(obj),
+        (meshlet_crds::access::GROUP, "TrafficTarget") => access::raw_checks(obj, version),
         _ => Vec::new(),
     };
     if !early.is_empty() {

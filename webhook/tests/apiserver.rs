@@ -1,0 +1,567 @@
+//! The webhooks against a real kube-apiserver (meshlet-testenv): the
+//! webhook runs in-process on https://127.0.0.1:<port>, registers itself
+//! (`--register` with a URL: both webhook configurations, and the SMI CRDs'
+//! conversion pointed at its `/convert`) and publishes its self-signed CA as
+//! caBundle. The API server then calls it for pods, SMI objects and
+//! version conversion.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, DynamicObject, ObjectMeta, PostParams};
+use kube::{Api, Client};
+use meshlet_crds::manifests::{self, CrdRender};
+use meshlet_webhook::inject::InjectorSettings;
+use meshlet_webhook::register::{Endpoint, Registration};
+use meshlet_webhook::run::{self, CertSource, Config};
+use meshlet_webhook::server::{quantile, App};
+use serde_json::{json, Value};
+
+/// The webhook, running on its own thread and runtime for the whole test binary.
+struct Fixture {
+    app: Arc<App>,
+    port: u16,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                match start_webhook().await {
+                    Ok((running, fixture)) => {
+                        tx.send(Ok(fixture)).unwrap();
+                        let _ = running.wait().await;
+                    }
+                    Err(e) => tx.send(Err(format!("{e:#}"))).unwrap(),
+                }
+            })
+        });
+        rx.recv()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("starting the webhook fixture: {e}"))
+    })
+}
+
+async fn install_crds(client: &Client) -> Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crds = manifests::all(CrdRender::Full);
+    for crd in &crds {
+        match api.create(&PostParams::default(), crd).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("creating CRD {:?}", crd.metadata.name))
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for crd in &crds {
+        let name = crd.metadata.name.clone().unwrap();
+        loop {
+            let established = api
+                .get(&name)
+                .await?
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("CRD {name} not established");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+async fn start_webhook() -> Result<(run::Running, Fixture)> {
+    let env = meshlet_testenv::shared().await?;
+    let client = env.client();
+    install_crds(&client).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let config = Config {
+        settings: InjectorSettings {
+            proxy_image: "meshlet/proxy:test".into(),
+            proxy_version: "0.0.0-test".into(),
+            native_sidecar: true,
+            ..InjectorSettings::default()
+        },
+        certs: CertSource::SelfSigned {
+            names: vec!["127.0.0.1".into()],
+            validity: Duration::from_secs(24 * 3600),
+            ca_validity: Duration::from_secs(48 * 3600),
+        },
+        register: Some(Registration {
+            endpoint: Endpoint::Url(format!("https://127.0.0.1:{port}")),
+            mesh_namespace: "meshlet-system".into(),
+            inject_failure_policy: "Ignore".into(),
+            validate_failure_policy: "Fail".into(),
+            timeout_seconds: 5,
+            name_suffix: String::new(),
+        }),
+        mutating_name: String::new(),
+        validating_name: String::new(),
+        patch_ca_bundles: true,
+        renew_before: Duration::from_secs(3600),
+        check_every: Duration::from_secs(3600),
+    };
+    let running = run::start(config, client.clone(), listener).await?;
+    let fixture = Fixture {
+        app: running.app.clone(),
+        port,
+    };
+    // The API server picks up webhook configurations asynchronously: wait
+    // until a pod in a labelled namespace comes back injected.
+    let ns = injected_namespace(&client, "warmup").await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for attempt in 0.. {
+        let pod = create_pod(
+            &client,
+            &ns,
+            &format!("warmup-{attempt}"),
+            BTreeMap::new(),
+            false,
+        )
+        .await?;
+        if init_names(&pod).contains(&"meshlet-proxy".to_string()) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the injection webhook was never called");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Same for the validating webhook.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for attempt in 0.. {
+        let bad = split_v1alpha4(
+            &format!("warmup-{attempt}"),
+            json!([{"service": "a", "weight": 0}]),
+        );
+        if create(&client, &ns, &bad).await?.is_err() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the validating webhook was never called");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok((running, fixture))
+}
+
+async fn injected_namespace(client: &Client, prefix: &str) -> Result<String> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{prefix}-")),
+            labels: Some(BTreeMap::from([(
+                "meshlet.dev/inject".to_string(),
+                "enabled".to_string(),
+            )])),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Ok(api
+        .create(&PostParams::default(), &ns)
+        .await?
+        .metadata
+        .name
+        .unwrap())
+}
+
+async fn create_pod(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    annotations: BTreeMap<String, String>,
+    host_network: bool,
+) -> Result<Pod> {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": annotations, "labels": {"app": "web"}},
+        "spec": {
+            "hostNetwork": host_network,
+            "containers": [{
+                "name": "web", "image": "ghcr.io/example/web:1",
+                "ports": [{"name": "http", "containerPort": 8080}],
+                "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}}
+            }]
+        }
+    }))?;
+    Ok(Api::<Pod>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &pod)
+        .await?)
+}
+
+fn init_names(pod: &Pod) -> Vec<String> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.init_containers.as_ref())
+        .map(|cs| cs.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default()
+}
+
+fn api_for(client: &Client, ns: &str, api_version: &str, kind: &str) -> Api<DynamicObject> {
+    let (group, version) = api_version.split_once('/').unwrap();
+    let plural = match kind {
+        "TrafficSplit" => "trafficsplits",
+        "TrafficTarget" => "traffictargets",
+        "HTTPRouteGroup" => "httproutegroups",
+        other => panic!("unknown kind {other}"),
+    };
+    let resource = ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    Api::namespaced_with(client.clone(), ns, &resource)
+}
+
+/// Creates `obj`; `Err(message)` when the API server refuses it.
+async fn create(client: &Client, ns: &str, obj: &Value) -> Result<Result<Value, String>> {
+    let api = api_for(
+        client,
+        ns,
+        obj["apiVersion"].as_str().unwrap(),
+        obj["kind"].as_str().unwrap(),
+    );
+    let dynamic: DynamicObject = serde_json::from_value(obj.clone())?;
+    match api.create(&PostParams::default(), &dynamic).await {
+        Ok(created) => Ok(Ok(serde_json::to_value(created)?)),
+        Err(kube::Error::Api(e)) => Ok(Err(e.message)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn get(
+    client: &Client,
+    ns: &str,
+    api_version: &str,
+    kind: &str,
+    name: &str,
+) -> Result<Value> {
+    Ok(serde_json::to_value(
+        api_for(client, ns, api_version, kind).get(name).await?,
+    )?)
+}
+
+fn split_v1alpha4(name: &str, backends: Value) -> Value {
+    json!({
+        "apiVersion": "split.smi-spec.io/v1alpha4", "kind": "TrafficSplit",
+        "metadata": {"name": name},
+        "spec": {"service": "web", "backends": backends}
+    })
+}
+
+#[tokio::test]
+async fn pod_in_an_injected_namespace_gets_the_proxy_and_the_init_step() -> Result<()> {
+    fixture();
+    let env = meshlet_testenv::shared().await?;
+    let client = env.client();
+    let ns = injected_namespace(&client, "inject").await?;
+    let pod = create_pod(&client, &ns, "web", BTreeMap::new(), false).await?;
+
+    assert_eq!(init_names(&pod), ["meshlet-init", "meshlet-proxy"]);
+    let spec = pod.spec.as_ref().unwrap();
+    let proxy = &spec.init_containers.as_ref().unwrap()[1];
+    assert_eq!(proxy.restart_policy.as_deref(), Some("Always"));
+    assert_eq!(proxy.image.as_deref(), Some("meshlet/proxy:test"));
+    assert_eq!(
+        proxy.security_context.as_ref().unwrap().run_as_user,
+        Some(meshlet_crds::contract::ports::PROXY_UID.into())
+    );
+    // The app container and its probe are as written.
+    assert_eq!(spec.containers.len(), 1);
+    assert_eq!(spec.containers[0].name, "web");
+    assert!(spec.containers[0].readiness_probe.is_some());
+    let annotations = pod.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations.get("meshlet.dev/injected").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        annotations
+            .get("meshlet.dev/proxy-version")
+            .map(String::as_str),
+        Some("0.0.0-test")
+    );
+    assert!(spec
+        .volumes
+        .iter()
+        .flatten()
+        .any(|v| v.name == "meshlet-identity"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn opted_out_and_host_network_pods_are_left_alone() -> Result<()> {
+    fixture();
+    let env = meshlet_testenv::shared().await?;
+    let client = env.client();
+    let ns = injected_namespace(&client, "optout").await?;
+    let opted_out = create_pod(
+        &client,
+        &ns,
+        "legacy",
+        BTreeMap::from([("meshlet.dev/inject".to_string(), "disabled".to_string())]),
+        false,
+    )
+    .await?;
+    assert_eq!(init_names(&opted_out), Vec::<String>::new());
+    assert!(opted_out
+        .metadata
+        .annotations
+        .unwrap_or_default()
+        .get("meshlet.dev/injected")
+        .is_none());
+    let host = create_pod(&client, &ns, "agent", BTreeMap::new(), true).await?;
+    assert_eq!(init_names(&host), Vec::<String>::new());
+
+    // Not labelled: only a pod that asks for it is injected.
+    let plain = env.create_namespace("plain").await?;
+    assert!(
+        init_names(&create_pod(&client, &plain, "a", BTreeMap::new(), false).await?).is_empty()
+    );
+    let asked = create_pod(
+        &client,
+        &plain,
+        "b",
+        BTreeMap::from([("meshlet.dev/inject".to_string(), "enabled".to_string())]),
+        false,
+    )
+    .await?;
+    assert_eq!(init_names(&asked), ["meshlet-init", "meshlet-proxy"]);
+
+    // A bad override is refused with the annotation named.
+    let err = create_pod(
+        &client,
+        &ns,
+        "bad",
+        BTreeMap::from([(
+            "meshlet.dev/proxy-log-level".to_string(),
+            "loud".to_string(),
+        )]),
+        false,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("meshlet.dev/proxy-log-level"), "{err}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn invalid_smi_objects_are_refused_with_the_field_named() -> Result<()> {
+    fixture();
+    let env = meshlet_testenv::shared().await?;
+    let client = env.client();
+    let ns = env.create_namespace("validate").await?;
+
+    let dup = split_v1alpha4(
+        "dup",
+        json!([{"service": "a", "weight": 1}, {"service": "a", "weight": 1}]),
+    );
+    let err = create(&client, &ns, &dup).await?.unwrap_err();
+    assert!(
+        err.contains("spec.backends[1].service") && err.contains("already listed"),
+        "{err}"
+    );
+
+    let zero = split_v1alpha4(
+        "zero",
+        json!([{"service": "a", "weight": 0}, {"service": "b", "weight": 0}]),
+    );
+    let err = create(&client, &ns, &zero).await?.unwrap_err();
+    assert!(err.contains("spec.backends: every weight is 0"), "{err}");
+
+    // v1alpha1 quantities: the webhook sees the object as written.
+    let negative = json!({
+        "apiVersion": "split.smi-spec.io/v1alpha1", "kind": "TrafficSplit",
+        "metadata": {"name": "negative"},
+        "spec": {"service": "web", "backends": [{"service": "a", "weight": "1"}, {"service": "b", "weight": "-500m"}]}
+    });
+    let err = create(&client, &ns, &negative).await?.unwrap_err();
+    assert!(err.contains("spec.backends[1].weight"), "{err}");
+
+    let target = json!({
+        "apiVersion": "access.smi-spec.io/v1alpha1", "kind": "TrafficTarget",
+        "metadata": {"name": "elsewhere"},
+        "destination": {"kind": "ServiceAccount", "name": "web", "namespace": "other"},
+        "sources": [{"kind": "ServiceAccount", "name": "client"}],
+        "specs": [{"kind": "HTTPRouteGroup", "name": "routes"}]
+    });
+    let err = create(&client, &ns, &target).await?.unwrap_err();
+    assert!(err.contains("destination.namespace"), "{err}");
+
+    let routes = json!({
+        "apiVersion": "specs.smi-spec.io/v1alpha4", "kind": "HTTPRouteGroup",
+        "metadata": {"name": "routes"},
+        "spec": {"matches": [{"name": "api", "pathRegex": "/api/("}]}
+    });
+    let err = create(&client, &ns, &routes).await?.unwrap_err();
+    assert!(err.contains("spec.matches[0].pathRegex"), "{err}");
+
+    // And a valid one is admitted.
+    let good = split_v1alpha4(
+        "good",
+        json!([{"service": "a", "weight": 90}, {"service": "b", "weight": 10}]),
+    );
+    create(&client, &ns, &good)
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn objects_convert_between_versions_through_the_webhook() -> Result<()> {
+    fixture();
+    let env = meshlet_testenv::shared().await?;
+    let client = env.client();
+    let ns = env.create_namespace("convert").await?;
+
+    // Written as v1alpha1 (quantities), read as v1alpha4 (integers).
+    let old = json!({
+        "apiVersion": "split.smi-spec.io/v1alpha1", "kind": "TrafficSplit",
+        "metadata": {"name": "old"},
+        "spec": {"service": "web", "backends": [{"service": "web-v1", "weight": "900m"}, {"service": "web-v2", "weight": "100m"}]}
+    });
+    create(&client, &ns, &old)
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    let hub = get(
+        &client,
+        &ns,
+        "split.smi-spec.io/v1alpha4",
+        "TrafficSplit",
+        "old",
+    )
+    .await?;
+    assert_eq!(
+        hub["spec"]["backends"],
+        json!([{"service": "web-v1", "weight": 900}, {"service": "web-v2", "weight": 100}])
+    );
+
+    // Written as v1alpha4 with matches, read as v1alpha1 (no matches), and
+    // back as v1alpha4 with nothing lost.
+    let new = json!({
+        "apiVersion": "split.smi-spec.io/v1alpha4", "kind": "TrafficSplit",
+        "metadata": {"name": "new"},
+        "spec": {
+            "service": "web",
+            "matches": [{"kind": "HTTPRouteGroup", "name": "canary-users"}],
+            "backends": [{"service": "web-v1", "weight": 1}, {"service": "web-v2", "weight": 3}]
+        }
+    });
+    create(&client, &ns, &new)
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    let v1 = get(
+        &client,
+        &ns,
+        "split.smi-spec.io/v1alpha1",
+        "TrafficSplit",
+        "new",
+    )
+    .await?;
+    assert_eq!(v1["apiVersion"], json!("split.smi-spec.io/v1alpha1"));
+    assert_eq!(
+        v1["spec"]["backends"],
+        json!([{"service": "web-v1", "weight": "1m"}, {"service": "web-v2", "weight": "3m"}])
+    );
+    assert!(v1["spec"].get("matches").is_none());
+    let back = get(
+        &client,
+        &ns,
+        "split.smi-spec.io/v1alpha4",
+        "TrafficSplit",
+        "new",
+    )
+    .await?;
+    assert_eq!(back["spec"], new["spec"]);
+
+    // TrafficTarget v1alpha1 (top-level fields) read as v1alpha3.
+    let target = json!({
+        "apiVersion": "access.smi-spec.io/v1alpha1", "kind": "TrafficTarget",
+        "metadata": {"name": "t"},
+        "destination": {"kind": "ServiceAccount", "name": "web"},
+        "sources": [{"kind": "ServiceAccount", "name": "client"}],
+        "specs": [{"kind": "HTTPRouteGroup", "name": "routes", "matches": ["api"]}]
+    });
+    create(&client, &ns, &target)
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    let v3 = get(
+        &client,
+        &ns,
+        "access.smi-spec.io/v1alpha3",
+        "TrafficTarget",
+        "t",
+    )
+    .await?;
+    assert_eq!(
+        v3["spec"]["rules"],
+        json!([{"kind": "HTTPRouteGroup", "name": "routes", "matches": ["api"]}])
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn admission_latency_over_200_pod_creations() -> Result<()> {
+    let fixture = fixture();
+    let env = meshlet_testenv::shared().await?;
+    let client = env.client();
+    let ns = injected_namespace(&client, "latency").await?;
+    const PODS: usize = 200;
+    let before = fixture.app.inject_latency.samples().len();
+    let mut round_trips = Vec::with_capacity(PODS);
+    for i in 0..PODS {
+        let started = Instant::now();
+        let pod = create_pod(&client, &ns, &format!("p{i}"), BTreeMap::new(), false).await?;
+        round_trips.push(started.elapsed());
+        assert_eq!(
+            init_names(&pod),
+            ["meshlet-init", "meshlet-proxy"],
+            "pod {i}"
+        );
+    }
+    // Other tests run in parallel: take the samples recorded since, which
+    // include ours (every pod creation in the env is one sample).
+    let samples = fixture.app.inject_latency.samples();
+    let ours = &samples[before.min(samples.len())..];
+    assert!(ours.len() >= PODS, "{} samples", ours.len());
+    let p50 = quantile(ours, 0.50);
+    let p99 = quantile(ours, 0.99);
+    let rt50 = quantile(&round_trips, 0.50);
+    let rt99 = quantile(&round_trips, 0.99);
+    println!(
+        "admission latency over {} /inject calls (webhook port {}): webhook p50 {:?}, p99 {:?}; pod create round trip through kube-apiserver p50 {:?}, p99 {:?}",
+        ours.len(),
+        fixture.port,
+        p50,
+        p99,
+        rt50,
+        rt99
+    );
+    // The budget is 10 ms p99 (measured here and reported); this bound only
+    // catches regressions like an API call per admission.
+    assert!(p99 < Duration::from_millis(50), "webhook p99 {p99:?}");
+    Ok(())
+}
