@@ -326,12 +326,11 @@ async fn opted_out_and_host_network_pods_are_left_alone() -> Result<()> {
     )
     .await?;
     assert_eq!(init_names(&opted_out), Vec::<String>::new());
-    assert!(opted_out
+    assert!(!opted_out
         .metadata
         .annotations
         .unwrap_or_default()
-        .get("meshlet.dev/injected")
-        .is_none());
+        .contains_key("meshlet.dev/injected"));
     let host = create_pod(&client, &ns, "agent", BTreeMap::new(), true).await?;
     assert_eq!(init_names(&host), Vec::<String>::new());
 
