@@ -340,6 +340,17 @@ pub fn parse<T: DeserializeOwned>(
     kind: &str,
     obj: &Value,
 ) -> Result<T, ConversionError> {
+    // Objects always carry metadata on the API server; tolerate its absence
+    // elsewhere (the Rust types require the field).
+    let with_metadata;
+    let obj = if obj.get("metadata").is_none() && obj.is_object() {
+        let mut copy = obj.clone();
+        copy["metadata"] = Value::Object(Map::new());
+        with_metadata = copy;
+        &with_metadata
+    } else {
+        obj
+    };
     serde_path_to_error::deserialize(obj).map_err(|e| {
         let field = e.path().to_string();
         ConversionError::Invalid {

@@ -756,6 +756,13 @@ fn an_object_already_in_the_desired_version_is_untouched() {
 }
 
 #[test]
+fn objects_without_metadata_convert() {
+    let obj = json!({"apiVersion": "specs.smi-spec.io/v1alpha1", "kind": "TCPRoute"});
+    let hub = convert(&obj, "specs.smi-spec.io/v1alpha4").unwrap();
+    assert_eq!(hub["spec"]["matches"]["ports"], json!([]));
+}
+
+#[test]
 fn udp_route_converts_to_itself() {
     let obj = json!({"apiVersion": "specs.smi-spec.io/v1alpha4", "kind": "UDPRoute", "metadata": {"name": "u"},
         "spec": {"matches": {"name": "dns", "ports": [53]}}});
