@@ -163,6 +163,15 @@ pub fn convert(obj: &Value, desired_api_version: &str) -> Result<Value, Conversi
     }
 }
 
+/// [`convert`] for a [`kube::core::DynamicObject`].
+pub fn convert_dynamic(
+    obj: &kube::core::DynamicObject,
+    desired_api_version: &str,
+) -> Result<kube::core::DynamicObject, ConversionError> {
+    let converted = convert(&to_value(obj), desired_api_version)?;
+    parse(desired_api_version, "DynamicObject", &converted)
+}
+
 /// Answers an `apiextensions.k8s.io/v1` ConversionReview: every object
 /// converted with [`convert`], or a failure naming the first object that
 /// could not be (the API server then fails the whole request with that

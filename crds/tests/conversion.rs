@@ -756,6 +756,20 @@ fn an_object_already_in_the_desired_version_is_untouched() {
 }
 
 #[test]
+fn dynamic_objects_convert() {
+    let obj: kube::core::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit", "metadata": {"name": "s"},
+        "spec": {"service": "web", "backends": [{"service": "a", "weight": 3}]}
+    }))
+    .unwrap();
+    let out =
+        meshlet_crds::conversion::convert_dynamic(&obj, "split.smi-spec.io/v1alpha1").unwrap();
+    assert_eq!(out.types.unwrap().api_version, "split.smi-spec.io/v1alpha1");
+    assert_eq!(out.data["spec"]["backends"][0]["weight"], "3m");
+    assert_eq!(out.metadata.name.as_deref(), Some("s"));
+}
+
+#[test]
 fn objects_without_metadata_convert() {
     let obj = json!({"apiVersion": "specs.smi-spec.io/v1alpha1", "kind": "TCPRoute"});
     let hub = convert(&obj, "specs.smi-spec.io/v1alpha4").unwrap();
