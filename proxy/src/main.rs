@@ -46,6 +46,9 @@ struct RunArgs {
         required_unless_present = "config"
     )]
     operator: Option<String>,
+    /// Projected ServiceAccount token presented to the operator.
+    #[arg(long, env = "MESHLET_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     /// Outbound listener.
     #[arg(long, env = "MESHLET_OUTBOUND_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], ports::PROXY_OUTBOUND_PORT)))]
     outbound_addr: SocketAddr,
@@ -202,6 +205,7 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
                 "{CONFIG_STREAM_PATH}?namespace={}&pod={}",
                 a.namespace, a.pod
             ),
+            token_file: a.token_file.clone(),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),
         };

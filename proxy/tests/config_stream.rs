@@ -108,6 +108,8 @@ async fn stream_updates_apply_and_the_last_config_survives_a_lost_stream() {
     let (tx1, rx1) = mpsc::unbounded_channel();
     queue.lock().unwrap().push_back(rx1);
 
+    let token_path = std::env::temp_dir().join(format!("meshlet-token-{}", std::process::id()));
+    std::fs::write(&token_path, "tok123\n").unwrap();
     let store = Arc::new(ConfigStore::default());
     let proxy = Proxy::start(Settings::loopback(), store.clone())
         .await
@@ -115,6 +117,7 @@ async fn stream_updates_apply_and_the_last_config_survives_a_lost_stream() {
     let settings = StreamSettings {
         operator: operator_addr,
         path_and_query: format!("{CONFIG_STREAM_PATH}?namespace=ns&pod=p"),
+        token_file: Some(token_path.clone()),
         backoff_min: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
     };

@@ -21,6 +21,9 @@ pub struct StreamSettings {
     pub operator: String,
     /// The request path and query, identifying this proxy's workload.
     pub path_and_query: String,
+    /// File holding the projected ServiceAccount token sent as
+    /// `Authorization: Bearer`; re-read on every connect (tokens rotate).
+    pub token_file: Option<std::path::PathBuf>,
     /// First reconnect delay.
     pub backoff_min: Duration,
     /// Longest reconnect delay.

@@ -15,14 +15,20 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 /// Idle HTTP/1 connections kept per endpoint.
 const MAX_IDLE_H1: usize = 16;
 
+/// An idle HTTP/1 connection older than this is closed rather than reused:
+/// below common server keep-alive timeouts (Node.js: 5 s), so the proxy
+/// rarely sends on a connection the server is closing.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Connections to one endpoint.
 pub struct ConnPool {
     addr: SocketAddr,
-    idle_h1: Arc<Mutex<Vec<http1::SendRequest<Incoming>>>>,
+    idle_h1: Idle,
     h2: tokio::sync::Mutex<Option<http2::SendRequest<Incoming>>>,
 }
 
@@ -63,10 +69,10 @@ impl ConnPool {
             Version::Http1 => {
                 loop {
                     let idle = self.idle_h1.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                    let Some(mut s) = idle else { break };
+                    let Some((since, mut s)) = idle else { break };
                     // A connection comes back when its response body ended;
                     // the dispatcher may need a moment to become ready.
-                    if !s.is_closed() && s.ready().await.is_ok() {
+                    if since.elapsed() < IDLE_TIMEOUT && !s.is_closed() && s.ready().await.is_ok() {
                         return Ok(Conn::H1(s));
                     }
                 }
@@ -148,7 +154,7 @@ impl ConnPool {
     }
 }
 
-type Idle = Arc<Mutex<Vec<http1::SendRequest<Incoming>>>>;
+type Idle = Arc<Mutex<Vec<(Instant, http1::SendRequest<Incoming>)>>>;
 
 /// A response body that hands its HTTP/1 connection back to the pool when
 /// it ends (and drops it, closing the connection, if abandoned early).
@@ -161,8 +167,9 @@ impl ReturnToPool {
     fn give_back(&mut self) {
         if let Some((s, idle)) = self.conn.take() {
             let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.retain(|(since, _)| since.elapsed() < IDLE_TIMEOUT);
             if idle.len() < MAX_IDLE_H1 && !s.is_closed() {
-                idle.push(s);
+                idle.push((Instant::now(), s));
             }
         }
     }
