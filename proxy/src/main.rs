@@ -29,7 +29,7 @@ struct Args {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the proxy.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Install the iptables rules that redirect the pod's traffic to the proxy.
     Init(InitArgs),
 }
@@ -120,6 +120,7 @@ fn main() -> anyhow::Result<()> {
     match args.command {
         Command::Init(a) => init_command(a),
         Command::Run(a) => {
+            let a = *a;
             let runtime = if a.threads <= 1 {
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
