@@ -84,6 +84,10 @@ struct RunResult {
     proxy_rss_kb_max: u64,
     #[serde(default)]
     proxy_cpu_percent: f64,
+    /// Private (anonymous) resident memory at the end of the run, in KB; the
+    /// rest of the RSS is the binary and libc, file-backed and shared.
+    #[serde(default)]
+    proxy_rss_anon_kb: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -117,7 +121,16 @@ fn main() -> anyhow::Result<()> {
                 scenario,
             ))?;
             let secs = t0.elapsed().as_secs_f64();
-            r.proxy_rss_kb_max = pids.iter().map(|p| peak_rss_kb(*p)).max().unwrap_or(0);
+            r.proxy_rss_kb_max = pids
+                .iter()
+                .map(|p| status_kb(*p, "VmHWM:"))
+                .max()
+                .unwrap_or(0);
+            r.proxy_rss_anon_kb = pids
+                .iter()
+                .map(|p| status_kb(*p, "RssAnon:"))
+                .max()
+                .unwrap_or(0);
             r.proxy_cpu_percent = pids
                 .iter()
                 .zip(cpu_before)
@@ -135,13 +148,13 @@ fn main() -> anyhow::Result<()> {
 /// Linux's USER_HZ; 100 on every mainstream configuration.
 const TICKS_PER_SEC: f64 = 100.0;
 
-/// Peak resident set size (VmHWM) of a process, in KB.
-fn peak_rss_kb(pid: u32) -> u64 {
+/// A KB figure from `/proc/PID/status`, e.g. `VmHWM:` (peak RSS).
+fn status_kb(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
@@ -225,7 +238,19 @@ async fn load(
                 if intended >= end {
                     break;
                 }
-                tokio::time::sleep_until(intended.into()).await;
+                // Early: wait for the slot, and measure from the actual send,
+                // so the timer's millisecond granularity is not counted as
+                // latency. Late (this connection is still behind on earlier
+                // requests): measure from the intended time, so stalls are
+                // charged to every request they delay (no coordinated
+                // omission).
+                let early = intended > Instant::now();
+                let from = if early {
+                    tokio::time::sleep_until(intended.into()).await;
+                    Instant::now()
+                } else {
+                    intended
+                };
                 j += 1;
                 let ok = async {
                     if sender.as_ref().is_none_or(|s| s.is_closed()) {
@@ -246,7 +271,7 @@ async fn load(
                 match ok {
                     Some(true) => out
                         .latencies_us
-                        .push(intended.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                        .push(from.elapsed().as_micros().min(u32::MAX as u128) as u32),
                     _ => {
                         out.errors += 1;
                         sender = None;
@@ -281,6 +306,7 @@ async fn load(
         errors,
         proxy_rss_kb_max: 0,
         proxy_cpu_percent: 0.0,
+        proxy_rss_anon_kb: 0,
     })
 }
 

@@ -68,7 +68,7 @@ for rate in "${rates[@]}"; do
 
   # Fresh proxies per run, so peak RSS belongs to this rate.
   start_proxy one "$OUT/one-proxy.json" 127.0.0.1:18140 127.0.0.1:18143 127.0.0.1:18191
-  [ -z "$IDLE_KB" ] && IDLE_KB=$(awk '/VmRSS/{print $2}' /proc/${PIDS[0]}/status)
+  [ -z "$IDLE_KB" ] && IDLE_KB=$(awk '/VmRSS|RssAnon/{printf "%s %s KB  ", $1, $2}' /proc/${PIDS[0]}/status)
   run one-proxy "$rate" 127.0.0.1:18140 "${PIDS[@]}"
   cleanup
 
@@ -105,5 +105,5 @@ done
 kill "$UPSTREAM_PID" 2>/dev/null || true
 
 echo
-echo "proxy idle RSS: ${IDLE_KB} KB"
+echo "proxy idle: ${IDLE_KB}(RSS counts the binary and libc pages, shared and file-backed; RssAnon is private memory)"
 "$BIN/meshlet-loadgen" report --input "$OUT/runs.jsonl" --output "$OUT/proxy.json"
