@@ -38,6 +38,50 @@ async fn http1_request_is_routed_by_host_to_an_endpoint() {
 }
 
 #[tokio::test]
+async fn upstream_connections_are_pooled() {
+    let up = Upstream::start("a").await;
+    let proxy = start_proxy(
+        config(vec![service("web", "10.96.0.1", &[up.addr])]),
+        None,
+        None,
+    )
+    .await;
+    let client = h1_client();
+    for _ in 0..50 {
+        assert_eq!(get(&client, proxy.outbound_addr, HOST, "/").await.0, 200);
+    }
+    let conns = up.conns.load(Ordering::Relaxed);
+    assert!(
+        conns <= 2,
+        "{conns} upstream connections for 50 sequential requests"
+    );
+
+    let h2 = Upstream::start("h2").await;
+    let proxy = start_proxy(
+        config(vec![service("web", "10.96.0.1", &[h2.addr])]),
+        Some("10.96.0.1:80"),
+        None,
+    )
+    .await;
+    let client = h2_client();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (client, addr) = (client.clone(), proxy.outbound_addr);
+        tasks.push(tokio::spawn(async move {
+            get(&client, addr, HOST, "/sleep/50").await.0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(
+        h2.conns.load(Ordering::Relaxed),
+        1,
+        "HTTP/2 upstream is one multiplexed connection"
+    );
+}
+
+#[tokio::test]
 async fn weighted_split_follows_weights() {
     let a = Upstream::start("a").await;
     let b = Upstream::start("b").await;

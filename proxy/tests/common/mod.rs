@@ -32,6 +32,8 @@ pub struct Upstream {
     pub failing: Arc<AtomicBool>,
     /// Requests served.
     pub hits: Arc<AtomicUsize>,
+    /// Connections accepted.
+    pub conns: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -47,12 +49,19 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let failing = Arc::new(AtomicBool::new(false));
         let hits = Arc::new(AtomicUsize::new(0));
-        let (n, f, h) = (Arc::<str>::from(name), failing.clone(), hits.clone());
+        let conns = Arc::new(AtomicUsize::new(0));
+        let (n, f, h, c) = (
+            Arc::<str>::from(name),
+            failing.clone(),
+            hits.clone(),
+            conns.clone(),
+        );
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                c.fetch_add(1, Ordering::Relaxed);
                 let (n, f, h) = (n.clone(), f.clone(), h.clone());
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
@@ -69,6 +78,7 @@ impl Upstream {
             name: name.to_string(),
             failing,
             hits,
+            conns,
             task,
         }
     }
