@@ -27,7 +27,7 @@ const MAX_BODY: usize = 8 << 20;
 /// How many recent durations are kept per route.
 const KEPT_SAMPLES: usize = 4096;
 
-/// Recent handling times of one route (body read to response ready).
+/// Recent handling times of one route (headers received to response ready).
 #[derive(Debug, Default)]
 pub struct Latencies {
     samples: Mutex<VecDeque<Duration>>,
@@ -113,6 +113,7 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<By
             b"POST an AdmissionReview or ConversionReview".to_vec(),
         ));
     }
+    let started = Instant::now();
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
@@ -123,7 +124,6 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<By
             ))
         }
     };
-    let started = Instant::now();
     let out = match path.as_str() {
         install::INJECT_PATH => {
             let out = review::inject(&body, &app.settings, &app.namespaces).await;
