@@ -7,6 +7,7 @@ pub mod admin;
 pub mod config;
 pub mod context;
 pub mod events;
+pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod state;

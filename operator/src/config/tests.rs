@@ -517,9 +517,7 @@ fn result_does_not_depend_on_cache_order() {
     )));
     let workload = Workload::of_pod(&pod(NS, "c", "client", true, &[80]));
     let a = serde_json::to_string(&compute(&state).proxy_config(&workload)).unwrap();
-    for list in [&mut state.services] {
-        list.reverse();
-    }
+    state.services.reverse();
     state.endpoint_slices.reverse();
     state.pods.reverse();
     let b = serde_json::to_string(&compute(&state).proxy_config(&workload)).unwrap();
