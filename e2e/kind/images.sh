@@ -27,6 +27,7 @@ if [[ -f "$out/.done" ]]; then
 fi
 
 log "Building component images from $K8S_BIN_DIR"
+t_images=$SECONDS
 rm -rf "$STATE_DIR/images"
 mkdir -p "$out"
 work=$(mktemp -d)
@@ -84,5 +85,6 @@ sed -i 's/^hosts:.*/hosts: files/' "$work/kube-proxy/etc/nsswitch.conf"
 build_image kube-proxy '["/usr/local/bin/kube-proxy"]' "$work/kube-proxy"
 
 touch "$out/.done"
+record "  component-images" "$((SECONDS - t_images))"
 info "component images: $(du -sh "$out" | cut -f1) in $out"
 echo "$out"

@@ -46,6 +46,8 @@ fail() {
 }
 # now_s: seconds since the epoch, for step timings.
 now_s() { date +%s; }
+# record NAME SECONDS: append a step time to timings.log (the README's table).
+record() { printf '%s %s\n' "$1" "$2" >>"$STATE_DIR/timings.log"; }
 # timed NAME CMD...: run a step and print how long it took.
 timed() {
   local name="$1" t0 rc
@@ -53,6 +55,6 @@ timed() {
   t0=$(now_s)
   "$@" && rc=0 || rc=$?
   info "[$name] $(($(now_s) - t0)) s"
-  printf '%s %s\n' "$name" "$(($(now_s) - t0))" >>"$STATE_DIR/timings.log"
+  record "$name" "$(($(now_s) - t0))"
   return "$rc"
 }

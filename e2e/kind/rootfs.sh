@@ -37,5 +37,6 @@ rm -rf "$work/root"/var/cache/apt/*.bin "$work/root"/var/cache/apt/archives/*.de
 tar -C "$work/root" --numeric-owner -cf "$out.tmp" . || fail "tar of $name rootfs" "rm -f $out.tmp"
 mv "$out.tmp" "$out"
 rm -f "$work.log"
+record "  debootstrap-$name" "$SECONDS"
 info "rootfs $name: $(du -h "$out" | cut -f1) ($out)"
 echo "$out"

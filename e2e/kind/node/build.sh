@@ -47,6 +47,7 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
 fi
 
 log "Building node image $NODE_IMAGE (inputs $inputs)"
+t_build=$SECONDS
 ctx=$(mktemp -d "$STATE_DIR/node-build.XXXX")
 build_ctr="meshlet-node-build-$$"
 stage="meshlet/kind-node-stage:$inputs"
@@ -106,6 +107,8 @@ DOCKER_BUILDKIT=0 docker build -q -t "$stage" "$ctx" >"$ctx.log" 2>&1 || {
 }
 rm -f "$ctx.log"
 
+record "  node-docker-build" "$((SECONDS - t_build))"
+t_build=$SECONDS
 log "Preloading $(ls "$images"/*.tar | wc -l) component images into the node's containerd (k8s.io namespace)"
 docker run -d --name "$build_ctr" --entrypoint sleep -v "$images:/images:ro" "$stage" infinity >/dev/null \
   || fail "docker run of the build container" "docker rm -f $build_ctr"
@@ -134,5 +137,6 @@ docker commit \
   "$build_ctr" "$NODE_IMAGE" >/dev/null || fail "docker commit of the node image" "docker rm -f $build_ctr"
 [[ "$(docker image inspect "$NODE_IMAGE" --format '{{.Config.StopSignal}} {{json .Config.Entrypoint}} {{json .Config.Cmd}}')" == 'SIGRTMIN+3 ["/usr/local/bin/meshlet-node-entrypoint","/sbin/init"] []' ]] \
   || fail "node image config wrong: $(docker image inspect "$NODE_IMAGE" --format '{{.Config.StopSignal}} {{json .Config.Entrypoint}} {{json .Config.Cmd}}')" "docker rmi $NODE_IMAGE"
+record "  node-preload-commit" "$((SECONDS - t_build))"
 [[ -n "$old_image" ]] && docker rmi "$old_image" >/dev/null 2>&1 || true
 info "node image $NODE_IMAGE: $(docker image inspect "$NODE_IMAGE" --format '{{.Size}}' | numfmt --to=iec)"
