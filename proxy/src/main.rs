@@ -47,7 +47,7 @@ struct RunArgs {
     )]
     operator: Option<String>,
     /// Projected ServiceAccount token presented to the operator.
-    #[arg(long, env = "MESHLET_TOKEN_FILE")]
+    #[arg(long, env = "MESHLET_IDENTITY_TOKEN_FILE")]
     token_file: Option<PathBuf>,
     /// Outbound listener.
     #[arg(long, env = "MESHLET_OUTBOUND_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], ports::PROXY_OUTBOUND_PORT)))]
