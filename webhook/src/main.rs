@@ -109,12 +109,6 @@ struct Args {
     log: String,
 }
 
-/// Native sidecars are on by default from Kubernetes 1.29.
-fn supports_native_sidecars(info: &k8s_openapi::apimachinery::pkg::version::Info) -> bool {
-    let number = |s: &str| s.trim_end_matches('+').parse::<u32>().unwrap_or(0);
-    (number(&info.major), number(&info.minor)) >= (1, 29)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -134,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
                 .apiserver_version()
                 .await
                 .context("--native-sidecar=auto: reading the API server version")?;
-            supports_native_sidecars(&info)
+            meshlet_webhook::inject::native_sidecars_supported(&info.major, &info.minor)
         }
     };
     let settings = InjectorSettings {

@@ -98,6 +98,11 @@ pub fn validate(body: &[u8]) -> Vec<u8> {
     else {
         return encode(&response.into_review());
     };
+    // An object being deleted must stay editable (finalizers must go),
+    // even if it is invalid by rules added since it was written.
+    if object.metadata.deletion_timestamp.is_some() {
+        return encode(&response.into_review());
+    }
     let value = serde_json::to_value(object).unwrap_or(Value::Null);
     let namespace = request.namespace.clone().unwrap_or_default();
     let violations = validate::validate(&value, &namespace);

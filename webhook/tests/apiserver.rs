@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 struct Fixture {
     app: Arc<App>,
     port: u16,
+    ca_pem: String,
 }
 
 fn fixture() -> &'static Fixture {
@@ -125,6 +126,7 @@ async fn start_webhook() -> Result<(run::Running, Fixture)> {
     let fixture = Fixture {
         app: running.app.clone(),
         port,
+        ca_pem: running.ca_pem.clone(),
     };
     // The API server picks up webhook configurations asynchronously: wait
     // until a pod in a labelled namespace comes back injected.
@@ -364,6 +366,123 @@ async fn opted_out_and_host_network_pods_are_left_alone() -> Result<()> {
     .unwrap_err()
     .to_string();
     assert!(err.contains("meshlet.dev/proxy-log-level"), "{err}");
+    Ok(())
+}
+
+/// Installed by manifests (no `--register`): the webhook only writes its
+/// caBundle into the existing configurations and CRDs.
+#[tokio::test]
+async fn ca_bundle_is_written_into_installed_configurations_and_crds() -> Result<()> {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    };
+    let fixture = fixture();
+    let env = meshlet_testenv::shared().await?;
+    let client = env.client();
+    let suffix = env.create_namespace("cabundle").await?;
+    // Configurations as manifests would install them: Service reference,
+    // no caBundle, and selectors no object in this environment matches.
+    let registration = Registration {
+        endpoint: Endpoint::Service {
+            namespace: "meshlet-system".into(),
+            name: "meshlet-webhook".into(),
+            port: 443,
+        },
+        mesh_namespace: "meshlet-system".into(),
+        inject_failure_policy: "Ignore".into(),
+        validate_failure_policy: "Ignore".into(),
+        timeout_seconds: 1,
+        name_suffix: format!("-{suffix}"),
+    };
+    let mut mutating = registration.mutating("");
+    for w in mutating.webhooks.iter_mut().flatten() {
+        w.client_config.ca_bundle = None;
+        w.object_selector = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                match_labels: Some(BTreeMap::from([("never".to_string(), suffix.clone())])),
+                ..Default::default()
+            },
+        );
+    }
+    let mut validating = registration.validating("");
+    for w in validating.webhooks.iter_mut().flatten() {
+        w.client_config.ca_bundle = None;
+        w.object_selector = mutating.webhooks.as_ref().unwrap()[0]
+            .object_selector
+            .clone();
+    }
+    let mutating_api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let validating_api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let mutating_name = mutating.metadata.name.clone().unwrap();
+    let validating_name = validating.metadata.name.clone().unwrap();
+    mutating_api
+        .create(&PostParams::default(), &mutating)
+        .await?;
+    validating_api
+        .create(&PostParams::default(), &validating)
+        .await?;
+
+    // The fixture's CA: the CRDs already carry it, so they stay as they are.
+    let updated = meshlet_webhook::register::patch_ca_bundles(
+        &client,
+        &fixture.ca_pem,
+        &mutating_name,
+        &validating_name,
+        None,
+    )
+    .await?;
+    assert_eq!(updated, 2, "both configurations, no CRD");
+    let bundle =
+        |b: Option<&k8s_openapi::ByteString>| b.map(|b| String::from_utf8_lossy(&b.0).to_string());
+    let got = mutating_api.get(&mutating_name).await?;
+    assert_eq!(
+        bundle(got.webhooks.unwrap()[0].client_config.ca_bundle.as_ref()),
+        Some(fixture.ca_pem.clone())
+    );
+    let got = validating_api.get(&validating_name).await?;
+    assert_eq!(
+        bundle(got.webhooks.unwrap()[0].client_config.ca_bundle.as_ref()),
+        Some(fixture.ca_pem.clone())
+    );
+    // Every converting CRD points at the fixture with its CA.
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for name in meshlet_webhook::register::converting_crds() {
+        let crd = crds.get(&name).await?;
+        let config = crd
+            .spec
+            .conversion
+            .unwrap()
+            .webhook
+            .unwrap()
+            .client_config
+            .unwrap();
+        assert_eq!(
+            bundle(config.ca_bundle.as_ref()),
+            Some(fixture.ca_pem.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            config.url,
+            Some(format!("https://127.0.0.1:{}/convert", fixture.port)),
+            "{name}"
+        );
+    }
+    // Nothing left to do the second time.
+    let again = meshlet_webhook::register::patch_ca_bundles(
+        &client,
+        &fixture.ca_pem,
+        &mutating_name,
+        &validating_name,
+        None,
+    )
+    .await?;
+    assert_eq!(again, 0);
+    mutating_api
+        .delete(&mutating_name, &Default::default())
+        .await?;
+    validating_api
+        .delete(&validating_name, &Default::default())
+        .await?;
     Ok(())
 }
 

@@ -104,6 +104,14 @@ impl Default for InjectorSettings {
     }
 }
 
+/// Whether an API server of this version runs native sidecars (init
+/// containers with `restartPolicy: Always`): on by default from 1.29.
+/// `major`/`minor` as in `/version` (`"1"`, `"29+"`).
+pub fn native_sidecars_supported(major: &str, minor: &str) -> bool {
+    let number = |s: &str| s.trim_end_matches('+').parse::<u32>().unwrap_or(0);
+    (number(major), number(minor)) >= (1, 29)
+}
+
 /// The namespace a pod is created in, as far as injection cares.
 #[derive(Debug, Clone, Default)]
 pub struct NamespaceInfo {
@@ -327,4 +335,19 @@ pub fn patch(pod: &Pod, settings: &InjectorSettings, overrides: &Overrides) -> P
         }
     }
     Patch(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn native_sidecars_from_1_29() {
+        use super::native_sidecars_supported as ok;
+        assert!(ok("1", "29"));
+        assert!(ok("1", "34"));
+        assert!(ok("1", "30+"));
+        assert!(ok("2", "0"));
+        assert!(!ok("1", "28"));
+        assert!(!ok("1", "28+"));
+        assert!(!ok("", ""));
+    }
 }
