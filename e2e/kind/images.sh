@@ -12,7 +12,7 @@ for b in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubead
 done
 
 # kube-proxy programs iptables, so its image carries Debian's iptables.
-proxy_rootfs=$("$KIND_DIR/rootfs.sh" kube-proxy iptables nftables conntrack) || exit 1
+proxy_rootfs=$("$KIND_DIR/rootfs.sh" kube-proxy "${KUBE_PROXY_PACKAGES[@]}") || exit 1
 
 key=$( {
   sha256sum "$0" "$K8S_VERSIONS_ENV"

@@ -23,6 +23,11 @@ KIND_NETWORK="kind"
 # Fixed subnet so the isolation rule and docs can name it.
 KIND_SUBNET="${KIND_SUBNET:-172.30.0.0/16}"
 
+# Debian packages of the two debootstrap'ed rootfs (rootfs.sh).
+NODE_PACKAGES=(systemd systemd-sysv dbus containerd runc containernetworking-plugins iptables nftables
+  conntrack ethtool socat mount util-linux iproute2 kmod procps ca-certificates jq bash libseccomp2 ebtables)
+KUBE_PROXY_PACKAGES=(iptables nftables conntrack)
+
 STATE_DIR="$MESHLET_CACHE/kind"
 BIN_DIR="$MESHLET_CACHE/bin"
 K8S_BIN_DIR="$MESHLET_CACHE/k8s/$K8S_VERSION/bin"

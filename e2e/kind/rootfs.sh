@@ -18,7 +18,7 @@ fi
 
 command -v debootstrap >/dev/null 2>&1 || {
   log "Installing debootstrap"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; } \
     || fail "apt-get install debootstrap" "nothing to clean up"
 }
 mkdir -p "$STATE_DIR/rootfs"

@@ -25,9 +25,16 @@ kind_src=$(go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" | jq -r .Dir) 
   || fail "could not fetch kind's source (sigs.k8s.io/kind@$KIND_VERSION) for its node files" "nothing to clean up"
 kind_files="$kind_src/images/base/files"
 
-node_pkgs=(systemd systemd-sysv dbus containerd runc containernetworking-plugins iptables nftables
-  conntrack ethtool socat mount util-linux iproute2 kmod procps ca-certificates jq bash libseccomp2 ebtables)
-rootfs=$("$KIND_DIR/rootfs.sh" node "${node_pkgs[@]}") || exit 1
+command -v debootstrap >/dev/null 2>&1 || {
+  log "Installing debootstrap"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; } \
+    || fail "apt-get install debootstrap" "nothing to clean up"
+}
+# Both rootfs at once: debootstrap mostly waits on downloads and dpkg.
+"$KIND_DIR/rootfs.sh" kube-proxy "${KUBE_PROXY_PACKAGES[@]}" >/dev/null &
+proxy_pid=$!
+rootfs=$("$KIND_DIR/rootfs.sh" node "${NODE_PACKAGES[@]}") || exit 1
+wait "$proxy_pid" || fail "debootstrap of the kube-proxy rootfs" "nothing to clean up"
 images=$("$KIND_DIR/images.sh") || exit 1
 
 inputs=$( {
