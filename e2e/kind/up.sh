@@ -76,8 +76,11 @@ else
   coredns_patch() {
     kc -n kube-system create configmap coredns --from-file=Corefile="$KIND_DIR/coredns-Corefile" \
       --dry-run=client -o yaml | kc replace -f - >/dev/null &&
-      kc -n kube-system rollout restart deployment coredns >/dev/null &&
-      kc -n kube-system rollout status deployment coredns --timeout=120s >/dev/null
+      # replace both pods at once (a rolling restart waits out each old
+      # pod's 5 s lameduck in turn), then wait for the new ones
+      kc -n kube-system delete pod -l k8s-app=kube-dns --wait=true --timeout=60s >/dev/null &&
+      kc -n kube-system rollout status deployment coredns --timeout=120s >/dev/null &&
+      kc -n kube-system wait pod -l k8s-app=kube-dns --for=condition=Ready --timeout=120s >/dev/null
   }
   timed coredns-patch coredns_patch || fail "patching CoreDNS" "make kind-down"
 fi
