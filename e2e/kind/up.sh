@@ -76,11 +76,18 @@ else
   coredns_patch() {
     kc -n kube-system create configmap coredns --from-file=Corefile="$KIND_DIR/coredns-Corefile" \
       --dry-run=client -o yaml | kc replace -f - >/dev/null &&
-      # replace both pods at once (a rolling restart waits out each old
-      # pod's 5 s lameduck in turn), then wait for the new ones
-      kc -n kube-system delete pod -l k8s-app=kube-dns --wait=true --timeout=60s >/dev/null &&
-      kc -n kube-system rollout status deployment coredns --timeout=120s >/dev/null &&
-      kc -n kube-system wait pod -l k8s-app=kube-dns --for=condition=Ready --timeout=120s >/dev/null
+      # New pods take the new Corefile. Recreate (not rolling: that waits
+      # out each old pod's 5 s lameduck in turn) and a 1 s readiness period
+      # (CoreDNS is unready until it has synced with the API server; the
+      # default 10 s period makes that look like 10 s more).
+      kc -n kube-system patch deployment coredns --type strategic -p "$(
+        cat <<JSON
+{"spec": {"strategy": {"type": "Recreate", "rollingUpdate": null},
+  "template": {"metadata": {"annotations": {"meshlet.dev/corefile-sha256": "$(sha256sum "$KIND_DIR/coredns-Corefile" | cut -c1-16)"}},
+    "spec": {"containers": [{"name": "coredns", "readinessProbe": {"periodSeconds": 1}}]}}}}
+JSON
+      )" >/dev/null &&
+      kc -n kube-system rollout status deployment coredns --timeout=120s >/dev/null
   }
   timed coredns-patch coredns_patch || fail "patching CoreDNS" "make kind-down"
 fi
