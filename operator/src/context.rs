@@ -217,6 +217,7 @@ async fn recompute_loop(ctx: Arc<Context>) {
         }
         tracing::debug!(
             services = computed.services.len(),
+            targets = ctx.stores.traffic_targets.len(),
             findings = computed.findings.len(),
             pushed,
             elapsed = ?began.elapsed(),

@@ -33,6 +33,7 @@ pub async fn run(ctx: Arc<Context>) {
     let mut findings = ctx.findings.subscribe();
     let mut leader = ctx.leader.clone();
     let mut published: HashSet<Finding> = HashSet::new();
+    let mut leader_open = true;
     loop {
         if *leader.borrow_and_update() {
             let current: Vec<Finding> = findings.borrow_and_update().clone();
@@ -49,9 +50,11 @@ pub async fn run(ctx: Arc<Context>) {
             // A new leader reports what is wrong from scratch.
             published.clear();
         }
+        // Without election the leader channel never changes (and may be
+        // closed): then only findings matter.
         tokio::select! {
             changed = findings.changed() => if changed.is_err() { return },
-            changed = leader.changed() => if changed.is_err() { return },
+            changed = leader.changed(), if leader_open => leader_open = changed.is_ok(),
         }
     }
 }
@@ -66,6 +69,7 @@ async fn publish(ctx: &Context, recorder: &Recorder, finding: &Finding) -> bool 
     };
     match recorder.publish(&event, &reference(finding)).await {
         Ok(()) => {
+            tracing::debug!(object = %finding.object, reason = finding.reason, "Event published");
             ctx.metrics.events_published.inc();
             true
         }

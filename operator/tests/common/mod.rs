@@ -98,6 +98,11 @@ pub async fn env() -> Result<&'static TestEnv> {
 
 /// An operator on the test's runtime, ready (caches synced).
 pub async fn operator(env: &TestEnv, settings: Settings) -> Result<Running> {
+    // Logs when RUST_LOG asks for them (e.g. RUST_LOG=meshlet_operator=debug).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let running = context::start(env.client(), settings).await?;
     running.wait_ready(Duration::from_secs(30)).await?;
     Ok(running)
