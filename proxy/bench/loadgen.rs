@@ -322,7 +322,7 @@ fn report(input: &PathBuf, output: &PathBuf) -> anyhow::Result<()> {
             .find(|r| r.scenario == "direct" && r.rate_rps == rate)
     };
     println!(
-        "{:<12} {:>8} {:>9} {:>9} {:>9} {:>11} {:>7} {:>9} {:>6} {:>9} {:>9}",
+        "{:<12} {:>8} {:>9} {:>9} {:>9} {:>11} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {:>9}",
         "scenario",
         "rate",
         "p50 ms",
@@ -331,7 +331,9 @@ fn report(input: &PathBuf, output: &PathBuf) -> anyhow::Result<()> {
         "achieved",
         "errors",
         "rss KB",
+        "anon KB",
         "cpu %",
+        "rps/core",
         "p50/dir",
         "p99/dir"
     );
@@ -342,13 +344,19 @@ fn report(input: &PathBuf, output: &PathBuf) -> anyhow::Result<()> {
             }
             _ => (f64::NAN, f64::NAN),
         };
+        // Requests per second of proxy CPU (one core fully busy = 100 %).
+        let rps_per_core = if r.proxy_cpu_percent > 0.0 {
+            r.achieved_rps / (r.proxy_cpu_percent / 100.0)
+        } else {
+            f64::NAN
+        };
         let rate = if r.rate_rps == 0 {
             "max".to_string()
         } else {
             r.rate_rps.to_string()
         };
         println!(
-            "{:<12} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>11.1} {:>7} {:>9} {:>6.1} {:>9.2} {:>9.2}",
+            "{:<12} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>11.1} {:>7} {:>9} {:>9} {:>6.1} {:>9.0} {:>9.2} {:>9.2}",
             r.scenario,
             rate,
             r.p50_ms,
@@ -357,7 +365,9 @@ fn report(input: &PathBuf, output: &PathBuf) -> anyhow::Result<()> {
             r.achieved_rps,
             r.errors,
             r.proxy_rss_kb_max,
+            r.proxy_rss_anon_kb,
             r.proxy_cpu_percent,
+            rps_per_core,
             p50r,
             p99r
         );

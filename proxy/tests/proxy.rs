@@ -192,8 +192,8 @@ async fn failing_endpoints_are_ejected_and_recover() {
     let mut svc = service("web", "10.96.0.1", &[good.addr, bad.addr]);
     svc.outlier = Some(OutlierPolicy {
         consecutive_failures: 3,
-        base_ejection_ms: 300,
-        max_ejection_ms: 300,
+        base_ejection_ms: 1500,
+        max_ejection_ms: 1500,
     });
     let proxy = start_proxy(config(vec![svc]), None, None).await;
     let client = h1_client();
@@ -215,7 +215,7 @@ async fn failing_endpoints_are_ejected_and_recover() {
     assert_eq!(bad.hits.load(Ordering::Relaxed), before);
     // Recovered: after the ejection it is probed and gets traffic again.
     bad.failing.store(false, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     for _ in 0..200 {
         assert_eq!(get(&client, proxy.outbound_addr, HOST, "/").await.0, 200);
     }
