@@ -81,6 +81,48 @@ async fn upstream_connections_are_pooled() {
     );
 }
 
+/// A server that answers one keep-alive request per connection, then closes
+/// it without saying so: the proxy's pooled connection races the close.
+async fn closing_server() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn requests_survive_upstreams_closing_keep_alive_connections() {
+    let up = closing_server().await;
+    let proxy = start_proxy(config(vec![service("web", "10.96.0.1", &[up])]), None, None).await;
+    let client = h1_client();
+    for i in 0..200 {
+        assert_eq!(
+            get(&client, proxy.outbound_addr, HOST, "/").await,
+            (200, "ok".into()),
+            "request {i}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn weighted_split_follows_weights() {
     let a = Upstream::start("a").await;

@@ -4,7 +4,7 @@
 //! the outcome back into latency and outlier state.
 
 use super::errors::ProxyError;
-use super::pool::Conn;
+use super::pool::{Conn, SendError};
 use super::{upgrade, Body, Version};
 use crate::balance::RetryBudget;
 use crate::balance::{pick, Weighted};
@@ -108,14 +108,18 @@ impl Forward<'_> {
                 let Conn::H1(mut sender) = conn else {
                     unreachable!("upgrades use HTTP/1")
                 };
-                sender.send_request(req).await.map(|mut rsp| {
-                    if upgrade::accepted(&method, rsp.status()) {
-                        upgrade::splice(on_client, hyper::upgrade::on(&mut rsp));
-                    }
-                    rsp.map(|b| b.boxed_unsync())
-                })
+                sender
+                    .send_request(req)
+                    .await
+                    .map(|mut rsp| {
+                        if upgrade::accepted(&method, rsp.status()) {
+                            upgrade::splice(on_client, hyper::upgrade::on(&mut rsp));
+                        }
+                        rsp.map(|b| b.boxed_unsync())
+                    })
+                    .map_err(SendError::Http)
             } else {
-                ep.pool.send(conn, req).await
+                ep.pool.send(conn, req, self.connector).await
             };
             return match result {
                 Ok(rsp) => {
@@ -129,7 +133,13 @@ impl Forward<'_> {
                 }
                 Err(e) => {
                     ep.record_failure(self.outlier);
-                    Err(ProxyError::Upstream(e))
+                    Err(match e {
+                        SendError::Connect(source) => ProxyError::Connect {
+                            addr: ep.addr,
+                            source,
+                        },
+                        SendError::Http(e) => ProxyError::Upstream(e),
+                    })
                 }
             };
         }

@@ -126,14 +126,32 @@ impl ConnPool {
 
     /// Sends `req`; an HTTP/1 connection returns to the pool once the
     /// response body has been read to its end.
+    ///
+    /// A pooled HTTP/1 connection may turn out to be closing (the server's
+    /// keep-alive timeout raced us); hyper then hands the request back
+    /// unsent and it goes once more on a fresh connection.
     pub async fn send(
         &self,
         conn: Conn,
         req: http::Request<Incoming>,
-    ) -> Result<http::Response<Body>, hyper::Error> {
+        connector: &dyn Connector,
+    ) -> Result<http::Response<Body>, SendError> {
         match conn {
             Conn::H1(mut s) => {
-                let rsp = s.send_request(req).await?;
+                let rsp = match s.try_send_request(req).await {
+                    Ok(rsp) => rsp,
+                    Err(mut e) => match e.take_message() {
+                        Some(req) => {
+                            tracing::debug!(endpoint = %self.addr, "pooled connection closed; resending on a new one");
+                            s = self
+                                .connect_h1(connector, false)
+                                .await
+                                .map_err(SendError::Connect)?;
+                            s.send_request(req).await.map_err(SendError::Http)?
+                        }
+                        None => return Err(SendError::Http(e.into_error())),
+                    },
+                };
                 let idle = self.idle_h1.clone();
                 Ok(rsp.map(|b| {
                     let mut body = ReturnToPool {
@@ -147,11 +165,23 @@ impl ConnPool {
                 }))
             }
             Conn::H2(mut s) => {
-                s.ready().await?;
-                Ok(s.send_request(req).await?.map(|b| b.boxed_unsync()))
+                s.ready().await.map_err(SendError::Http)?;
+                Ok(s.send_request(req)
+                    .await
+                    .map_err(SendError::Http)?
+                    .map(|b| b.boxed_unsync()))
             }
         }
     }
+}
+
+/// Why sending failed.
+#[derive(Debug)]
+pub enum SendError {
+    /// A replacement connection could not be opened (nothing was sent).
+    Connect(io::Error),
+    /// The request failed on the connection.
+    Http(hyper::Error),
 }
 
 type Idle = Arc<Mutex<Vec<(Instant, http1::SendRequest<Incoming>)>>>;
