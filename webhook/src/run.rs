@@ -69,13 +69,20 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Its routes' state (latencies).
     pub app: Arc<App>,
-    /// The caBundle currently published.
+    /// The caBundle published at start.
     pub ca_pem: String,
+    bundle: Arc<std::sync::RwLock<String>>,
     server: JoinHandle<()>,
     renewal: JoinHandle<()>,
 }
 
 impl Running {
+    /// The caBundle published last (changes on renewal of the CA or of
+    /// given certificate files).
+    pub fn current_ca_bundle(&self) -> String {
+        self.bundle.read().expect("lock not poisoned").clone()
+    }
+
     /// Waits until the server stops (it does not, unless it panics).
     pub async fn wait(mut self) -> Result<()> {
         let result = (&mut self.server).await;
@@ -246,6 +253,8 @@ pub async fn start_with(
     let server = tokio::spawn(server::serve(listener, tls, app.clone()));
     let ca_pem = certs.current().ca_pem.clone();
     publish(&config, &client, &ca_pem).await?;
+    let bundle = Arc::new(std::sync::RwLock::new(ca_pem.clone()));
+    let published = bundle.clone();
     tracing::info!(%addr, "meshlet-webhook serving");
 
     let renewal = tokio::spawn(async move {
@@ -259,6 +268,7 @@ pub async fn start_with(
                     if let Err(e) = publish(&config, &client, &bundle).await {
                         tracing::error!(error = %e, "publishing the renewed caBundle");
                     }
+                    *published.write().expect("lock not poisoned") = bundle;
                     if let Err(e) = resolver.store(certs.current()) {
                         tracing::error!(error = %e, "serving the renewed certificate");
                     } else {
@@ -273,6 +283,7 @@ pub async fn start_with(
         addr,
         app,
         ca_pem,
+        bundle,
         server,
         renewal,
     })

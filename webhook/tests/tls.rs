@@ -138,3 +138,41 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
+
+#[tokio::test]
+async fn ca_rollover_publishes_old_and_new_ca_before_serving_the_new_certificate() -> Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    // The CA itself is valid 5 s and renewed when under 3 s are left (every
+    // 2 s); the leaf alone would last.
+    let certs = CertSource::SelfSigned {
+        names: vec!["127.0.0.1".into()],
+        validity: Duration::from_secs(60),
+        ca_validity: Duration::from_secs(5),
+    };
+    let running = run::start_with(
+        config(certs, Duration::from_secs(3)),
+        unused_client(),
+        listener,
+        Namespaces::Fixed(Default::default()),
+    )
+    .await?;
+    let old_ca = running.ca_pem.clone();
+    healthz(port, &old_ca).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while running.current_ca_bundle() == old_ca {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CA was not renewed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bundle = running.current_ca_bundle();
+    // Old and new CA, so callers holding either bundle keep working.
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2, "{bundle}");
+    let (_, response) = healthz(port, &bundle).await?;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    // The served certificate is from the new CA: the old one alone fails.
+    assert!(healthz(port, &old_ca).await.is_err());
+    Ok(())
+}
