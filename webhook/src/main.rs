@@ -212,5 +212,18 @@ async fn main() -> anyhow::Result<()> {
         listener,
     )
     .await?;
-    running.wait().await
+    // SIGTERM (pod deletion) and Ctrl-C end the process cleanly; the API
+    // server retries on another replica or applies the failurePolicy.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = running.wait() => result,
+        _ = terminate.recv() => {
+            tracing::info!("SIGTERM: stopping");
+            Ok(())
+        }
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("interrupted: stopping");
+            Ok(())
+        }
+    }
 }

@@ -89,7 +89,23 @@ async fn binary_registers_itself_and_injects_native_sidecars() -> Result<()> {
             assert_eq!(proxy.restart_policy.as_deref(), Some("Always"));
             assert_eq!(proxy.image.as_deref(), Some("meshlet/proxy:bin-test"));
             assert_eq!(init[0].name, "meshlet-init");
-            return Ok(());
+            // SIGTERM ends it cleanly.
+            let pid = running.0.id().to_string();
+            assert!(Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()?
+                .success());
+            let stop_deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(status) = running.0.try_wait()? {
+                    assert!(status.success(), "exit after SIGTERM: {status}");
+                    return Ok(());
+                }
+                if Instant::now() > stop_deadline {
+                    bail!("meshlet-webhook did not stop on SIGTERM");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
         if Instant::now() > deadline {
             bail!(
