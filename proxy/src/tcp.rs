@@ -4,7 +4,7 @@
 use crate::app::Ctx;
 use crate::balance::{pick, Weighted};
 use crate::metrics::TcpLabels;
-use crate::transport::Io;
+use crate::transport::{Io, MeteredIo};
 use meshlet_crds::contract::config::OutlierPolicy;
 use std::net::SocketAddr;
 
@@ -17,7 +17,7 @@ const MAX_CONNECT_ATTEMPTS: usize = 3;
 /// Proxies `client` to one of `endpoints` until either side closes.
 pub async fn forward<I: Io>(
     ctx: &Ctx,
-    mut client: I,
+    client: I,
     endpoints: &[Weighted],
     outlier: &OutlierPolicy,
     labels: TcpLabels,
@@ -44,9 +44,13 @@ pub async fn forward<I: Io>(
         }
     };
     ctx.metrics.tcp_open(&labels);
-    let (read, written) =
+    let (read, written) = ctx.metrics.tcp_byte_counters(&labels);
+    let mut client = MeteredIo::new(client, read, written);
+    if let Err(e) =
         tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, COPY_BUF, COPY_BUF)
             .await
-            .unwrap_or((0, 0));
-    ctx.metrics.tcp_close(&labels, read, written);
+    {
+        tracing::debug!(error = %e, "TCP connection closed with an error");
+    }
+    ctx.metrics.tcp_close(&labels);
 }

@@ -352,6 +352,15 @@ async fn opaque_tcp_passes_through() {
     let mut buf = [0u8; 14];
     s.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"\x00\x01binary hello");
+    // Byte counters move while the connection is still open.
+    let metrics = admin_get(proxy.admin_addr, "/metrics").await.1;
+    for needle in [
+        "tcp_open_total{direction=\"outbound\",dst_namespace=\"ns\",dst_service=\"db\",tls=\"no_identity\"} 1",
+        "tcp_read_bytes_total{direction=\"outbound\",dst_namespace=\"ns\",dst_service=\"db\",tls=\"no_identity\"} 14",
+        "tcp_write_bytes_total{direction=\"outbound\",dst_namespace=\"ns\",dst_service=\"db\",tls=\"no_identity\"} 14",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
+    }
     // Server-speaks-first style: silent client, opaque after the timeout.
     let mut s = TcpStream::connect(proxy.outbound_addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;

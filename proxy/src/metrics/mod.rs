@@ -151,11 +151,17 @@ impl Metrics {
         self.tcp_open.get_or_create(labels).inc();
     }
 
-    /// Counts a closed TCP connection and its bytes.
-    pub fn tcp_close(&self, labels: &TcpLabels, read: u64, written: u64) {
+    /// The (read, written) byte counters of a connection with `labels`.
+    pub fn tcp_byte_counters(&self, labels: &TcpLabels) -> (Counter, Counter) {
+        (
+            self.tcp_read.get_or_create(labels).clone(),
+            self.tcp_write.get_or_create(labels).clone(),
+        )
+    }
+
+    /// Counts a closed TCP connection.
+    pub fn tcp_close(&self, labels: &TcpLabels) {
         self.tcp_close.get_or_create(labels).inc();
-        self.tcp_read.get_or_create(labels).inc_by(read);
-        self.tcp_write.get_or_create(labels).inc_by(written);
     }
 
     /// The metrics in the Prometheus/OpenMetrics text format.

@@ -5,10 +5,12 @@
 //! a connection here without the HTTP or TCP code changing.
 
 mod connect;
+mod metered;
 mod orig_dst;
 mod prefixed;
 
 pub use connect::{connect, Connector, TcpConnector};
+pub use metered::MeteredIo;
 pub use orig_dst::original_destination;
 pub use prefixed::PrefixedIo;
 
