@@ -60,7 +60,18 @@ async fn scenario(client: &Client, ns: &str) -> anyhow::Result<()> {
         format!("http://{APP}.{ns}.svc.cluster.local/by-fqdn"),
         format!("http://{APP}/by-short-name"),
     ];
-    let mut args = vec!["get", "--count", "10", "--timeout", "5"];
+    // --wait-ready: the Service is seconds old; until kube-proxy has its
+    // rules, the node fails connections to it at once (by design, see
+    // e2e/kind/README.md), so wait for a first answer before counting.
+    let mut args = vec![
+        "get",
+        "--count",
+        "10",
+        "--timeout",
+        "5",
+        "--wait-ready",
+        "30",
+    ];
     args.extend(urls.iter().map(String::as_str));
     let (phase, logs) = run_client_pod(client, ns, "client", &args).await?;
     println!("client pod {phase}; its output:\n{logs}");

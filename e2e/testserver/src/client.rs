@@ -62,6 +62,34 @@ pub async fn run(target: &Target, count: usize, timeout: Duration) -> Summary {
     summary
 }
 
+/// Fetch `target` until it answers `expected` (then return how long that
+/// took) or `within` passes (then return the last outcome). For the window
+/// right after a Service appears, before every node has its rules: with the
+/// node's fast-fail route a too-early connection fails at once.
+pub async fn wait_ready(
+    target: &Target,
+    expected: u16,
+    within: Duration,
+) -> Result<Duration, Outcome> {
+    let start = std::time::Instant::now();
+    loop {
+        let left = within.saturating_sub(start.elapsed());
+        let outcome =
+            match tokio::time::timeout(left.max(Duration::from_millis(1)), fetch(target)).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(e)) => Outcome::Error(format!("{e:#}")),
+                Err(_) => Outcome::Error(format!("no response within {within:?}")),
+            };
+        if matches!(outcome, Outcome::Response { status, .. } if status == expected) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() >= within {
+            return Err(outcome);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn fetch(target: &Target) -> anyhow::Result<Outcome> {
     let stream = TcpStream::connect((target.host.as_str(), target.port))
         .await

@@ -44,6 +44,10 @@ enum Command {
         /// Seconds each request may take.
         #[arg(long, default_value_t = 5)]
         timeout: u64,
+        /// First retry each URL for up to this many seconds until it answers
+        /// EXPECT_STATUS once; then COUNT requests that must all succeed.
+        #[arg(long, default_value_t = 0)]
+        wait_ready: u64,
     },
 }
 
@@ -88,6 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             count,
             expect_status,
             timeout,
+            wait_ready,
         } => {
             anyhow::ensure!(count > 0, "--count must be at least 1");
             let targets = urls
@@ -96,6 +101,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let mut failed = 0;
             for (url, target) in urls.iter().zip(&targets) {
+                if wait_ready > 0 {
+                    let within = Duration::from_secs(wait_ready);
+                    match client::wait_ready(target, expect_status, within).await {
+                        Ok(took) => println!("READY {url} after {} ms", took.as_millis()),
+                        Err(last) => println!("NOT READY {url} within {within:?}: {last:?}"),
+                    }
+                }
                 let summary = client::run(target, count, Duration::from_secs(timeout)).await;
                 print!("GET {url} x{count}\n{summary}");
                 if summary.all_status(expect_status) {

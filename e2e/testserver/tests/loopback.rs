@@ -52,6 +52,38 @@ async fn reply_names_pod_version_and_path() {
 }
 
 #[tokio::test]
+async fn wait_ready_returns_once_the_server_answers() {
+    // Reserve a port, start the server on it only after a delay.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let identity = server::Identity {
+            pod: "late".into(),
+            version: "v1".into(),
+        };
+        server::run(listener, identity).await
+    });
+    let target = client::Target::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+    let took = client::wait_ready(&target, 200, Duration::from_secs(10))
+        .await
+        .expect("the server comes up");
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    // A wrong expectation is never met: the last outcome comes back.
+    let last = client::wait_ready(&target, 404, Duration::from_millis(600))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        last,
+        meshlet_testserver::summary::Outcome::Response { status: 200, .. }
+    ));
+}
+
+#[tokio::test]
 async fn unreachable_target_is_an_error_not_a_success() {
     // Bind then drop: the port is (almost certainly) closed now.
     let port = {
