@@ -1,7 +1,8 @@
 //! Transparent redirect for real: in a fresh network namespace, `meshlet-proxy
 //! init` installs the iptables rules, an unprivileged client connects to a
 //! cluster IP, the kernel redirects it to the proxy, and the proxy routes by
-//! the original destination (SO_ORIGINAL_DST), not by the Host header.
+//! the original destination (SO_ORIGINAL_DST), not by the Host header; and a
+//! client in a second namespace reaches the app through the inbound listener.
 //! Needs root, `unshare`, `ip`, `iptables` and `setpriv` (all on the project's
 //! machines); traffic stays inside the namespace the test creates.
 
@@ -35,13 +36,27 @@ setpriv --reuid=65534 --regid=65534 --clear-groups bash -c '
   exec 3<>/dev/tcp/10.96.0.1/80
   printf "GET / HTTP/1.1\r\nHost: not-a-known-authority\r\nConnection: close\r\n\r\n" >&3
   timeout 5 cat <&3'
+echo
+# Inbound: a client in another namespace calls the pod IP; PREROUTING sends it
+# to the inbound listener, which forwards to the app on 127.0.0.1:18080 (the
+# app is not reachable on the pod IP itself).
+mount -t tmpfs tmpfs /run
+ip netns add client
+ip link set v1 netns client
+ip -n client addr add 10.0.0.3/24 dev v1
+ip -n client link set v1 up
+ip -n client link set lo up
+ip netns exec client bash -c '
+  exec 3<>/dev/tcp/10.0.0.2/18080
+  printf "GET / HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n" >&3
+  timeout 5 cat <&3'
 "#,
         loadgen = env!("CARGO_BIN_EXE_meshlet-loadgen"),
         proxy = env!("CARGO_BIN_EXE_meshlet-proxy"),
         config = config.display(),
     );
     let out = Command::new("unshare")
-        .args(["-n", "bash", "-c", &script])
+        .args(["-m", "-n", "bash", "-c", &script])
         .output()
         .expect("unshare must be installed (util-linux)");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -56,6 +71,10 @@ setpriv --reuid=65534 --regid=65534 --clear-groups bash -c '
         stdout.contains("-A MESHLET_OUTBOUND -m owner --uid-owner 0 -j RETURN"),
         "{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("HTTP/1.1 200 OK"), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.matches("HTTP/1.1 200 OK").count(),
+        2,
+        "outbound and inbound: {stdout}\n{stderr}"
+    );
     assert!(stdout.trim_end().ends_with("ok"), "{stdout}\n{stderr}");
 }
