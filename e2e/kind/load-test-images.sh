@@ -27,10 +27,12 @@ printf 'hosts: files dns\n' >"$ctx/root/etc/nsswitch.conf"
 key=$(sha256sum "$bin" | cut -c1-16)
 if [[ "$(docker image inspect "$IMAGE" --format '{{index .Config.Labels "dev.meshlet.inputs"}}' 2>/dev/null)" != "$key" ]]; then
   log "Building image $IMAGE"
+  old_image=$(docker image inspect "$IMAGE" --format '{{.Id}}' 2>/dev/null || true)
   tar -C "$ctx/root" --numeric-owner -c . | docker import \
     --change 'ENTRYPOINT ["/meshlet-testserver"]' --change 'CMD ["serve"]' \
     --change "LABEL dev.meshlet.inputs=$key" - "$IMAGE" >/dev/null \
     || fail "docker import $IMAGE" "docker rmi $IMAGE"
+  [[ -n "$old_image" ]] && docker rmi "$old_image" >/dev/null 2>&1 || true
 fi
 info "$IMAGE: $(docker image inspect "$IMAGE" --format '{{.Size}}' | numfmt --to=iec)B"
 
