@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034 # settings used by the scripts that source this
 # Shared settings and helpers for the kind scripts (sourced, not run).
 # Every step logs what it does; `fail` says what failed and how to clean up.
 
