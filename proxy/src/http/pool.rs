@@ -166,10 +166,32 @@ impl ConnPool {
             }
             Conn::H2(mut s) => {
                 s.ready().await.map_err(SendError::Http)?;
-                Ok(s.send_request(req)
-                    .await
-                    .map_err(SendError::Http)?
-                    .map(|b| b.boxed_unsync()))
+                let rsp = match s.try_send_request(req).await {
+                    Ok(rsp) => rsp,
+                    // The shared connection went away (GOAWAY, reset) before
+                    // this request was sent: reconnect once and send it.
+                    Err(mut e) => match e.take_message() {
+                        Some(req) => {
+                            {
+                                let mut slot = self.h2.lock().await;
+                                if slot.as_ref().is_some_and(|s| s.is_closed()) {
+                                    *slot = None;
+                                }
+                            }
+                            let Conn::H2(mut fresh) = self
+                                .checkout(Version::Http2, connector)
+                                .await
+                                .map_err(SendError::Connect)?
+                            else {
+                                unreachable!("asked for HTTP/2")
+                            };
+                            fresh.ready().await.map_err(SendError::Http)?;
+                            fresh.send_request(req).await.map_err(SendError::Http)?
+                        }
+                        None => return Err(SendError::Http(e.into_error())),
+                    },
+                };
+                Ok(rsp.map(|b| b.boxed_unsync()))
             }
         }
     }
