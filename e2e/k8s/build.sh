@@ -203,7 +203,9 @@ step="checking the built binaries"
 reported="$("$bin/kube-apiserver" --version)"
 [[ "$reported" == "Kubernetes $K8S_VERSION" ]] ||
   die "kube-apiserver reports '$reported', expected 'Kubernetes $K8S_VERSION'"
-"$bin/etcd" --version | grep -q "etcd Version: ${ETCD_MODULE_VERSION#v}" ||
+# Not `etcd --version | grep -q`: grep exits early, etcd dies of SIGPIPE and
+# pipefail turns a good binary into a failure.
+grep -q "etcd Version: ${ETCD_MODULE_VERSION#v}" <<<"$("$bin/etcd" --version)" ||
   die "etcd --version does not report ${ETCD_MODULE_VERSION#v}"
 
 step="writing versions.env"
