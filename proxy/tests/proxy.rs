@@ -456,7 +456,7 @@ async fn two_proxies_chain_outbound_to_inbound() {
             "10.96.0.1",
             &[server_side.inbound_addr],
         )]),
-        None,
+        Some("10.96.0.1:80"),
         None,
     )
     .await;
@@ -467,6 +467,17 @@ async fn two_proxies_chain_outbound_to_inbound() {
             (200, "server-app".into())
         );
     }
+    // HTTP/2 (gRPC-style, with trailers) across both hops.
+    use http_body_util::BodyExt;
+    let req = http::Request::post(format!("http://{}/grpc", client_side.outbound_addr))
+        .header("content-type", "application/grpc")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let rsp = h2_client().request(req).await.unwrap();
+    assert_eq!(rsp.version(), http::Version::HTTP_2);
+    let collected = rsp.into_body().collect().await.unwrap();
+    assert_eq!(collected.trailers().expect("trailers")["grpc-status"], "0");
+    assert_eq!(collected.to_bytes(), "server-app");
 }
 
 #[tokio::test]
