@@ -5,7 +5,7 @@ CARGO ?= cargo
 # image) are cached here; git-ignored, safe to delete.
 export MESHLET_CACHE ?= $(CURDIR)/.cache
 
-.PHONY: help build test test-unit lint fmt crds crds-check k8s-bins kind-up kind-down images e2e-smoke e2e bench ci
+.PHONY: quickstart help build test test-unit lint fmt crds crds-check k8s-bins kind-up kind-down images e2e-smoke e2e bench ci
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,3 +44,6 @@ e2e-smoke: ## Smoke test on the kind cluster: a Deployment, a Service, HTTP 200 
 
 bench: ## Proxy benchmark: direct vs one and two proxies (and nginx if installed) at 1k/5k rps and max; writes target/bench/proxy.json
 	proxy/bench/run.sh
+
+quickstart: k8s-bins ## Kind cluster + SMI CRDs + meshlet-webhook: conversion, validation and injection live
+	e2e/kind/quickstart.sh
