@@ -15,6 +15,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Passthrough destinations whose pools and state are kept.
+pub const MAX_PASSTHROUGH_ENDPOINTS: usize = 256;
+
 /// What every connection handler shares.
 pub struct Ctx {
     /// The current config.
@@ -27,6 +30,8 @@ pub struct Ctx {
     pub settings: Settings,
     /// Connections to the local app, by port.
     pub local: EndpointRegistry,
+    /// Destinations outside the config (passthrough), bounded.
+    pub passthrough: EndpointRegistry,
     /// Cancelled when shutdown starts.
     pub shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for them.
@@ -62,6 +67,7 @@ impl Proxy {
             connector: Arc::new(TcpConnector),
             settings,
             local: EndpointRegistry::default(),
+            passthrough: EndpointRegistry::default(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });

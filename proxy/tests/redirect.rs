@@ -2,7 +2,8 @@
 //! init` installs the iptables rules, an unprivileged client connects to a
 //! cluster IP, the kernel redirects it to the proxy, and the proxy routes by
 //! the original destination (SO_ORIGINAL_DST), not by the Host header; and a
-//! client in a second namespace reaches the app through the inbound listener.
+//! client in a second namespace reaches the app through the inbound listener;
+//! a destination outside the config is passed through without looping.
 //! Needs root, `unshare`, `ip`, `iptables` and `setpriv` (all on the project's
 //! machines); traffic stays inside the namespace the test creates.
 
@@ -46,6 +47,21 @@ ip link set v1 netns client
 ip -n client addr add 10.0.0.3/24 dev v1
 ip -n client link set v1 up
 ip -n client link set lo up
+# Outbound to a destination outside the config: passed through by the proxy,
+# whose own connection is not redirected again (its UID is excluded).
+ip netns exec client {loadgen} serve --addr 10.0.0.3:18081 & ext=$!
+trap 'kill $up $px $ext' EXIT
+for i in $(seq 1 100); do (exec 3<>/dev/tcp/10.0.0.3/18081) 2>/dev/null && break; sleep 0.05; done
+echo
+setpriv --reuid=65534 --regid=65534 --clear-groups bash -c '
+  exec 3<>/dev/tcp/10.0.0.3/18081
+  printf "GET / HTTP/1.1\r\nHost: external\r\nConnection: close\r\n\r\n" >&3
+  timeout 5 cat <&3'
+echo
+exec 4<>/dev/tcp/127.0.0.1/4191
+printf "GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n" >&4
+timeout 5 cat <&4 | grep "^response_total" || true
+echo
 ip netns exec client bash -c '
   exec 3<>/dev/tcp/10.0.0.2/18080
   printf "GET / HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n" >&3
@@ -73,8 +89,19 @@ ip netns exec client bash -c '
     );
     assert_eq!(
         stdout.matches("HTTP/1.1 200 OK").count(),
-        2,
-        "outbound and inbound: {stdout}\n{stderr}"
+        3,
+        "outbound, passthrough and inbound: {stdout}\n{stderr}"
     );
     assert!(stdout.trim_end().ends_with("ok"), "{stdout}\n{stderr}");
+    // Both outbound requests went through the proxy: one to the service,
+    // one passed through (empty destination labels).
+    for needle in [
+        r#"response_total{direction="outbound",dst_namespace="ns",dst_service="web",route="",tls="no_identity",status_code="200",classification="success"} 1"#,
+        r#"response_total{direction="outbound",dst_namespace="",dst_service="",route="",tls="no_identity",status_code="200",classification="success"} 1"#,
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "{needle} not in\n{stdout}\n{stderr}"
+        );
+    }
 }

@@ -99,6 +99,20 @@ impl EndpointRegistry {
             .clone()
     }
 
+    /// Like [`get`](Self::get), but keeps at most `cap` endpoints: when a
+    /// new one would exceed it, the others are forgotten (their requests in
+    /// flight finish). For destinations outside the config, which are
+    /// unbounded.
+    pub fn get_bounded(&self, addr: SocketAddr, cap: usize) -> Arc<Endpoint> {
+        let mut map = lock(&self.endpoints);
+        if map.len() >= cap && !map.contains_key(&addr) {
+            map.clear();
+        }
+        map.entry(addr)
+            .or_insert_with(|| Arc::new(Endpoint::new(addr)))
+            .clone()
+    }
+
     /// Forgets endpoints not in `keep`; requests still using them finish.
     pub fn retain(&self, keep: &std::collections::HashSet<SocketAddr>) {
         lock(&self.endpoints).retain(|addr, _| keep.contains(addr));
@@ -112,5 +126,22 @@ impl EndpointRegistry {
     /// Whether no endpoint is known.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_registry_stays_bounded_and_reuses_state() {
+        let r = EndpointRegistry::default();
+        let a = SocketAddr::from(([10, 0, 0, 1], 80));
+        let first = r.get_bounded(a, 4);
+        assert!(Arc::ptr_eq(&first, &r.get_bounded(a, 4)));
+        for port in 1..100 {
+            r.get_bounded(SocketAddr::from(([10, 0, 0, 2], port)), 4);
+            assert!(r.len() <= 4);
+        }
     }
 }

@@ -108,7 +108,9 @@ async fn passthrough(
         return ProxyError::NoRoute(what).into_response();
     };
     let endpoints = [Weighted {
-        endpoint: ctx.store.registry().get(dst),
+        endpoint: ctx
+            .passthrough
+            .get_bounded(dst, crate::app::MAX_PASSTHROUGH_ENDPOINTS),
         weight: 1,
     }];
     let outlier = OutlierPolicy::default();
@@ -121,8 +123,21 @@ async fn passthrough(
         outlier: &outlier,
         destination: &dst_name,
     };
-    forward
+    // Outside the mesh: counted with empty destination labels.
+    let start = Instant::now();
+    let labels = RequestLabels {
+        direction: names::DIRECTION_OUTBOUND,
+        dst_namespace: String::new(),
+        dst_service: String::new(),
+        route: String::new(),
+        tls: names::TLS_NO_IDENTITY,
+    };
+    ctx.metrics.request(&labels);
+    let rsp = forward
         .send(req)
         .await
-        .unwrap_or_else(|e| e.into_response())
+        .unwrap_or_else(|e| e.into_response());
+    ctx.metrics
+        .response(labels, rsp.status().as_u16(), start.elapsed());
+    rsp
 }

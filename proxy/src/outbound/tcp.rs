@@ -32,7 +32,9 @@ pub async fn forward<I: Io>(ctx: &Ctx, io: I, dst: Option<SocketAddr>) {
                 return tracing::debug!("outbound TCP connection with no destination");
             };
             let endpoints = [Weighted {
-                endpoint: ctx.store.registry().get(dst),
+                endpoint: ctx
+                    .passthrough
+                    .get_bounded(dst, crate::app::MAX_PASSTHROUGH_ENDPOINTS),
                 weight: 1,
             }];
             let labels = TcpLabels {
