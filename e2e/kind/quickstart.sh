@@ -20,8 +20,15 @@ say "kind cluster"
 say "building meshlet-webhook"
 (cd "$REPO_ROOT" && cargo build -q -p meshlet-webhook)
 
+if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+  kill "$(cat "$PIDFILE")" && sleep 1
+fi
 say "SMI CRDs: every published version served, v1alpha4/v1alpha3 stored"
-run kubectl apply -f "$REPO_ROOT/crds/yaml/"
+# Replace, not apply: a previous run's webhook pointed the conversion at its
+# URL, and a merge would leave both url and service set (invalid).
+for crd in "$REPO_ROOT"/crds/yaml/*.yaml; do
+  kubectl replace -f "$crd" 2>/dev/null || run kubectl create -f "$crd"
+done
 kubectl wait --for condition=Established crd --all --timeout=60s >/dev/null
 
 # The node reaches this machine at the kind bridge's gateway address; the
@@ -29,9 +36,6 @@ kubectl wait --for condition=Established crd --all --timeout=60s >/dev/null
 bridge="$(docker network inspect "$KIND_NETWORK" -f '{{index .Options "com.docker.network.bridge.name"}}')"
 gateway="$(ip -4 -o addr show dev "${bridge:-none}" 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')"
 [[ -n "$gateway" ]] || fail "no gateway on docker network $KIND_NETWORK" "make kind-down"
-if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-  kill "$(cat "$PIDFILE")" && sleep 1
-fi
 say "meshlet-webhook on https://$gateway:8443 (log: $WEBHOOK_LOG)"
 "$REPO_ROOT/target/debug/meshlet-webhook" --addr "$gateway:8443" --extra-san "$gateway" \
   --register --webhook-url "https://$gateway:8443" --image-pull-policy Never \
