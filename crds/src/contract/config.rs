@@ -360,7 +360,10 @@ mod tests {
         let ep = &c.outbound.services[0].ports[0].endpoints[0];
         assert_eq!(ep.weight, 1);
         assert!(!ep.meshed);
-        assert_eq!(c.outbound.services[0].ports[0].protocol, AppProtocol::Detect);
+        assert_eq!(
+            c.outbound.services[0].ports[0].protocol,
+            AppProtocol::Detect
+        );
         assert!(!c.inbound.permissive);
     }
 }
