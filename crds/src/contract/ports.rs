@@ -20,6 +20,13 @@ pub const PROXY_UID: u32 = 2102;
 /// admin and inbound ports (a redirected probe would loop through itself).
 pub const DEFAULT_INBOUND_SKIP_PORTS: &[u16] = &[PROXY_ADMIN_PORT, PROXY_INBOUND_PORT];
 
+/// Ports treated as opaque TCP (no protocol detection) when the config does
+/// not say otherwise: server-speaks-first or otherwise undetectable protocols
+/// (SMTP, MySQL, Galera, PostgreSQL, Redis, Elasticsearch transport,
+/// memcached), Linkerd's defaults. Detection would stall these until its
+/// timeout.
+pub const DEFAULT_OPAQUE_PORTS: &[u16] = &[25, 587, 3306, 4444, 5432, 6379, 9300, 11211];
+
 /// The port the operator serves the config stream (and identity) on.
 pub const OPERATOR_CONFIG_PORT: u16 = 8086;
 

@@ -3,12 +3,14 @@
 
 use crate::split::{CompiledMatch, RequestView};
 use meshlet_crds::contract::config::{AppProtocol, InboundConfig};
+use meshlet_crds::contract::ports::DEFAULT_OPAQUE_PORTS;
 use std::collections::HashSet;
 
 /// Compiled inbound config.
 #[derive(Debug, Default)]
 pub struct InboundPolicy {
     opaque_ports: HashSet<u16>,
+    listed_ports: HashSet<u16>,
     /// Permissive mode: every client allowed.
     pub permissive: bool,
     /// Compiled TrafficTarget rules: (sources, HTTP matches, TCP ports).
@@ -44,6 +46,7 @@ impl InboundPolicy {
                 .filter(|p| p.protocol == AppProtocol::Opaque)
                 .map(|p| p.port)
                 .collect(),
+            listed_ports: cfg.ports.iter().map(|p| p.port).collect(),
             permissive: cfg.permissive,
             rules,
         })
@@ -78,9 +81,11 @@ impl InboundPolicy {
         })
     }
 
-    /// Whether the app port skips protocol detection.
+    /// Whether the app port skips protocol detection: marked opaque in the
+    /// config, or not listed there and a well-known server-first port.
     pub fn is_opaque(&self, port: u16) -> bool {
         self.opaque_ports.contains(&port)
+            || (!self.listed_ports.contains(&port) && DEFAULT_OPAQUE_PORTS.contains(&port))
     }
 }
 
@@ -135,6 +140,21 @@ mod tests {
         assert!(!p.allows(Some(WEB), 80, Some(&other_route)));
         assert!(p.allows(Some(WEB), 5432, None));
         assert!(!p.allows(Some(WEB), 6379, None));
+    }
+
+    #[test]
+    fn well_known_server_first_ports_are_opaque_unless_listed() {
+        let p = InboundPolicy::build(&InboundConfig {
+            ports: vec![meshlet_crds::contract::config::InboundPort {
+                port: 6379,
+                protocol: AppProtocol::Detect,
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(p.is_opaque(3306));
+        assert!(!p.is_opaque(6379), "listed as detect");
+        assert!(!p.is_opaque(8080));
     }
 
     #[test]

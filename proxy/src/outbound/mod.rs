@@ -9,6 +9,7 @@ mod tcp;
 use crate::app::Ctx;
 use crate::detect::{detect, Protocol};
 use crate::transport::original_destination;
+use meshlet_crds::contract::ports::DEFAULT_OPAQUE_PORTS;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 
@@ -18,8 +19,12 @@ pub async fn serve_connection(ctx: Arc<Ctx>, stream: TcpStream) {
     let dst = orig_dst.or(ctx.settings.outbound_fallback);
     let opaque = {
         let snap = ctx.store.load();
-        dst.and_then(|d| snap.outbound.by_addr(d))
-            .is_some_and(|t| snap.outbound.is_opaque(t))
+        match dst.map(|d| (d, snap.outbound.by_addr(d))) {
+            Some((_, Some(t))) => snap.outbound.is_opaque(t),
+            // Not a mesh service: well-known server-first ports skip detection.
+            Some((d, None)) => DEFAULT_OPAQUE_PORTS.contains(&d.port()),
+            None => false,
+        }
     };
     if opaque {
         return tcp::forward(&ctx, stream, dst).await;
