@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use meshlet_crds::contract::{config::CONFIG_STREAM_PATH, ports};
+use meshlet_crds::contract::{config::CONFIG_STREAM_PATH, ports, proxy_env};
 use meshlet_proxy::config::stream::{self, StreamSettings};
 use meshlet_proxy::init::{self, RedirectSpec};
 use meshlet_proxy::settings::{Settings, Workload};
@@ -19,7 +19,7 @@ use std::time::Duration;
 #[command(name = "meshlet-proxy", version, about, long_about = None)]
 struct Args {
     /// Log filter, e.g. `info` or `meshlet_proxy=debug`.
-    #[arg(long, env = "MESHLET_LOG", default_value = "info", global = true)]
+    #[arg(long, env = proxy_env::LOG, default_value = "info", global = true)]
     log: String,
 
     #[command(subcommand)]
@@ -42,12 +42,12 @@ struct RunArgs {
     /// Operator address (`host:port`) serving the config stream.
     #[arg(
         long,
-        env = "MESHLET_OPERATOR_ADDR",
+        env = proxy_env::OPERATOR_ADDR,
         required_unless_present = "config"
     )]
     operator: Option<String>,
     /// Projected ServiceAccount token presented to the operator.
-    #[arg(long, env = "MESHLET_IDENTITY_TOKEN_FILE")]
+    #[arg(long, env = proxy_env::IDENTITY_TOKEN_FILE)]
     token_file: Option<PathBuf>,
     /// Outbound listener.
     #[arg(long, env = "MESHLET_OUTBOUND_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], ports::PROXY_OUTBOUND_PORT)))]
@@ -76,13 +76,13 @@ struct RunArgs {
     #[arg(long, env = "MESHLET_PROXY_THREADS", default_value_t = 1)]
     threads: usize,
     /// This pod's namespace (metric label).
-    #[arg(long, env = "MESHLET_POD_NAMESPACE", default_value = "")]
+    #[arg(long, env = proxy_env::POD_NAMESPACE, default_value = "")]
     namespace: String,
     /// This pod's Deployment (metric label).
-    #[arg(long, env = "MESHLET_POD_DEPLOYMENT", default_value = "")]
+    #[arg(long, env = proxy_env::POD_DEPLOYMENT, default_value = "")]
     deployment: String,
     /// This pod's name (metric label).
-    #[arg(long, env = "MESHLET_POD_NAME", default_value = "")]
+    #[arg(long, env = proxy_env::POD_NAME, default_value = "")]
     pod: String,
 }
 
@@ -95,7 +95,7 @@ struct InitArgs {
     #[arg(long, env = "MESHLET_IPTABLES", default_value = "iptables")]
     iptables: String,
     /// The proxy's UID, whose traffic is never redirected.
-    #[arg(long, env = "MESHLET_PROXY_UID", default_value_t = ports::PROXY_UID)]
+    #[arg(long, env = proxy_env::PROXY_UID, default_value_t = ports::PROXY_UID)]
     proxy_uid: u32,
     /// Port inbound connections are redirected to.
     #[arg(long, env = "MESHLET_INBOUND_PORT", default_value_t = ports::PROXY_INBOUND_PORT)]
@@ -105,10 +105,10 @@ struct InitArgs {
     outbound_port: u16,
     /// Inbound destination ports not redirected (comma-separated, `a:b`
     /// ranges allowed); the proxy's admin and inbound ports are always added.
-    #[arg(long, env = "MESHLET_INBOUND_SKIP_PORTS", value_delimiter = ',')]
+    #[arg(long, env = proxy_env::INBOUND_SKIP_PORTS, value_delimiter = ',')]
     inbound_skip_ports: Vec<String>,
     /// Outbound destination ports not redirected (comma-separated).
-    #[arg(long, env = "MESHLET_OUTBOUND_SKIP_PORTS", value_delimiter = ',')]
+    #[arg(long, env = proxy_env::OUTBOUND_SKIP_PORTS, value_delimiter = ',')]
     outbound_skip_ports: Vec<String>,
 }
 

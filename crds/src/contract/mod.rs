@@ -8,3 +8,4 @@ pub mod identity;
 pub mod install;
 pub mod metrics;
 pub mod ports;
+pub mod proxy_env;

@@ -259,6 +259,25 @@ fn add_map_entries(
 
 /// The JSONPatch that injects the proxy into `pod` (see the module docs for
 /// the placement).
+/// The Deployment that owns a pod, read the way Linkerd does: a ReplicaSet
+/// owner named `<deployment>-<pod-template-hash>`. At admission the pod has
+/// no name yet, so the ReplicaSet name comes from the owner reference.
+pub fn owning_deployment(pod: &Pod) -> Option<String> {
+    let hash = pod.metadata.labels.as_ref()?.get("pod-template-hash")?;
+    let owner = pod
+        .metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|o| o.kind == "ReplicaSet")?;
+    owner
+        .name
+        .strip_suffix(hash.as_str())?
+        .strip_suffix('-')
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+}
+
 pub fn patch(pod: &Pod, settings: &InjectorSettings, overrides: &Overrides) -> Patch {
     let spec = pod.spec.clone().unwrap_or_default();
     let native = settings.native_sidecar;
@@ -315,7 +334,13 @@ pub fn patch(pod: &Pod, settings: &InjectorSettings, overrides: &Overrides) -> P
     }
 
     let init = to_json(&sidecar::init_container(settings, overrides));
-    let proxy = to_json(&sidecar::proxy_container(settings, overrides, native));
+    let deployment = owning_deployment(pod);
+    let proxy = to_json(&sidecar::proxy_container(
+        settings,
+        overrides,
+        native,
+        deployment.as_deref(),
+    ));
     match (&spec.init_containers, native) {
         (None, true) => ops.push(add(
             &["spec", "initContainers"],
@@ -349,5 +374,29 @@ mod tests {
         assert!(!ok("1", "28"));
         assert!(!ok("1", "28+"));
         assert!(!ok("", ""));
+    }
+
+    #[test]
+    fn deployment_from_the_replicaset_owner() {
+        use k8s_openapi::api::core::v1::Pod;
+        let pod = |hash: &str, owner_kind: &str, owner: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {
+                    "labels": {"pod-template-hash": hash},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner_kind,
+                        "name": owner, "uid": "u"}]
+                }
+            }))
+            .unwrap()
+        };
+        let deployment = super::owning_deployment;
+        assert_eq!(
+            deployment(&pod("5d8f", "ReplicaSet", "web-v1-5d8f")).as_deref(),
+            Some("web-v1")
+        );
+        // A bare ReplicaSet (no Deployment naming), a StatefulSet, no owner.
+        assert_eq!(deployment(&pod("5d8f", "ReplicaSet", "frontend")), None);
+        assert_eq!(deployment(&pod("5d8f", "StatefulSet", "db-5d8f")), None);
+        assert_eq!(deployment(&Pod::default()), None);
     }
 }

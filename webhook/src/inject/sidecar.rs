@@ -23,31 +23,14 @@ pub const INIT_CONTAINER: &str = "meshlet-init";
 /// Name of the projected token volume.
 pub const IDENTITY_VOLUME: &str = "meshlet-identity";
 
-// TODO(contract): the proxy's environment variable names. `meshlet-proxy`
-// reads MESHLET_POD_NAME/NAMESPACE, MESHLET_OPERATOR_ADDR, MESHLET_LOG and the
-// init step's MESHLET_* flags today (proxy/src/main.rs); the identity ones
-// (pod IP, service account, token file) are not read yet. Move these to
-// `meshlet_crds::contract` so proxy and webhook share one definition.
-/// Env: this pod's name.
-pub const ENV_POD_NAME: &str = "MESHLET_POD_NAME";
-/// Env: this pod's namespace.
-pub const ENV_POD_NAMESPACE: &str = "MESHLET_POD_NAMESPACE";
-/// Env: this pod's IP.
-pub const ENV_POD_IP: &str = "MESHLET_POD_IP";
-/// Env: this pod's ServiceAccount.
-pub const ENV_SERVICE_ACCOUNT: &str = "MESHLET_SERVICE_ACCOUNT";
-/// Env: the operator's config stream address.
-pub const ENV_OPERATOR_ADDR: &str = "MESHLET_OPERATOR_ADDR";
-/// Env: the proxy's log filter.
-pub const ENV_LOG: &str = "MESHLET_LOG";
-/// Env: the projected identity token file.
-pub const ENV_IDENTITY_TOKEN_FILE: &str = "MESHLET_IDENTITY_TOKEN_FILE";
-/// Env (init): the proxy's UID, whose traffic is not redirected.
-pub const ENV_PROXY_UID: &str = "MESHLET_PROXY_UID";
-/// Env (init): inbound ports not redirected.
-pub const ENV_INBOUND_SKIP_PORTS: &str = "MESHLET_INBOUND_SKIP_PORTS";
-/// Env (init): outbound ports not redirected.
-pub const ENV_OUTBOUND_SKIP_PORTS: &str = "MESHLET_OUTBOUND_SKIP_PORTS";
+// The proxy's environment: one definition in the contract.
+use meshlet_crds::contract::proxy_env::{
+    IDENTITY_TOKEN_FILE as ENV_IDENTITY_TOKEN_FILE, INBOUND_SKIP_PORTS as ENV_INBOUND_SKIP_PORTS,
+    LOG as ENV_LOG, OPERATOR_ADDR as ENV_OPERATOR_ADDR,
+    OUTBOUND_SKIP_PORTS as ENV_OUTBOUND_SKIP_PORTS, POD_DEPLOYMENT as ENV_POD_DEPLOYMENT,
+    POD_IP as ENV_POD_IP, POD_NAME as ENV_POD_NAME, POD_NAMESPACE as ENV_POD_NAMESPACE,
+    PROXY_UID as ENV_PROXY_UID, SERVICE_ACCOUNT as ENV_SERVICE_ACCOUNT,
+};
 
 /// Name of the proxy's admin port on the container.
 const ADMIN_PORT_NAME: &str = "meshlet-admin";
@@ -182,6 +165,7 @@ pub fn proxy_container(
     settings: &InjectorSettings,
     overrides: &Overrides,
     native: bool,
+    deployment: Option<&str>,
 ) -> Container {
     let r = &settings.resources;
     let pick = |o: &Option<String>, d: &Option<String>| o.clone().or_else(|| d.clone());
@@ -214,15 +198,20 @@ pub fn proxy_container(
         image: Some(proxy_image(settings, overrides)),
         image_pull_policy: settings.image_pull_policy.clone(),
         args: Some(vec!["run".into()]),
-        env: Some(vec![
-            env_field(ENV_POD_NAME, "metadata.name"),
-            env_field(ENV_POD_NAMESPACE, "metadata.namespace"),
-            env_field(ENV_POD_IP, "status.podIP"),
-            env_field(ENV_SERVICE_ACCOUNT, "spec.serviceAccountName"),
-            env(ENV_OPERATOR_ADDR, settings.operator_addr.clone()),
-            env(ENV_LOG, overrides.log_level.unwrap_or(&settings.log_level)),
-            env(ENV_IDENTITY_TOKEN_FILE, identity::TOKEN_PATH),
-        ]),
+        env: Some(
+            vec![
+                env_field(ENV_POD_NAME, "metadata.name"),
+                env_field(ENV_POD_NAMESPACE, "metadata.namespace"),
+                env_field(ENV_POD_IP, "status.podIP"),
+                env_field(ENV_SERVICE_ACCOUNT, "spec.serviceAccountName"),
+                env(ENV_OPERATOR_ADDR, settings.operator_addr.clone()),
+                env(ENV_LOG, overrides.log_level.unwrap_or(&settings.log_level)),
+                env(ENV_IDENTITY_TOKEN_FILE, identity::TOKEN_PATH),
+            ]
+            .into_iter()
+            .chain(deployment.map(|d| env(ENV_POD_DEPLOYMENT, d)))
+            .collect(),
+        ),
         ports: Some(vec![
             ContainerPort {
                 name: Some(ADMIN_PORT_NAME.into()),
