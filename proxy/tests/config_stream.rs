@@ -42,9 +42,13 @@ async fn operator() -> (
                 let svc =
                     hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         p.lock().unwrap().push(format!(
-                            "{:?} {}",
+                            "{:?} {} {}",
                             req.version(),
-                            req.uri().path_and_query().unwrap()
+                            req.uri().path_and_query().unwrap(),
+                            req.headers()
+                                .get(http::header::AUTHORIZATION)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("no-authorization"),
                         ));
                         let rx = q.lock().unwrap().pop_front();
                         async move {
@@ -159,6 +163,11 @@ async fn stream_updates_apply_and_the_last_config_survives_a_lost_stream() {
     assert!(paths.len() >= 2, "{paths:?}");
     assert!(
         paths[0].starts_with("HTTP/2.0 /v1/proxy-config?namespace=ns&pod=p"),
+        "{paths:?}"
+    );
+    // The token file's content (trimmed) is presented on every connect.
+    assert!(
+        paths.iter().all(|p| p.ends_with(" Bearer tok123")),
         "{paths:?}"
     );
 }

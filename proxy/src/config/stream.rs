@@ -66,12 +66,20 @@ async fn subscribe_once(
         .authority(settings.operator.as_str())
         .path_and_query(settings.path_and_query.as_str())
         .build()?;
-    let req = http::Request::get(uri)
-        .header(
-            http::header::ACCEPT,
-            meshlet_crds::contract::config::CONFIG_STREAM_CONTENT_TYPE,
-        )
-        .body(Empty::new())?;
+    let mut req = http::Request::get(uri).header(
+        http::header::ACCEPT,
+        meshlet_crds::contract::config::CONFIG_STREAM_CONTENT_TYPE,
+    );
+    if let Some(path) = &settings.token_file {
+        // Re-read on every connect: the kubelet rotates projected tokens.
+        let token = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("--token-file {}: {e}", path.display()))?;
+        req = req.header(
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", token.trim()),
+        );
+    }
+    let req = req.body(Empty::new())?;
     let rsp = sender.send_request(req).await?;
     if !rsp.status().is_success() {
         conn_task.abort();
