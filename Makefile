@@ -5,7 +5,7 @@ CARGO ?= cargo
 # image) are cached here; git-ignored, safe to delete.
 export MESHLET_CACHE ?= $(CURDIR)/.cache
 
-.PHONY: quickstart bench-operator help build test test-unit lint fmt crds crds-check k8s-bins kind-up kind-down images e2e-smoke e2e bench ci
+.PHONY: quickstart bench-operator fuzz help build test test-unit lint fmt crds crds-check k8s-bins kind-up kind-down images e2e-smoke e2e bench ci
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -51,3 +51,7 @@ quickstart: k8s-bins ## Kind cluster + SMI CRDs + meshlet-webhook: conversion, v
 bench-operator: ## Operator figures: recompute cost at 1,000 services / 10,000 endpoints, weight-change propagation p99
 	$(CARGO) run -q --release -p meshlet-operator --example bench_compute
 	$(CARGO) test -q --release -p meshlet-operator --test propagation -- --nocapture
+
+fuzz: ## Bounded fuzz runs of the proxy's detector and config decoder (FUZZ_SECONDS each; nightly + cargo-fuzz)
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	proxy/fuzz/run.sh
