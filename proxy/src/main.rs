@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use meshlet_crds::contract::{config::CONFIG_STREAM_PATH, ports, proxy_env};
+use meshlet_crds::contract::{config::config_stream_path_and_query, ports, proxy_env};
 use meshlet_proxy::config::stream::{self, StreamSettings};
 use meshlet_proxy::init::{self, RedirectSpec};
 use meshlet_proxy::settings::{Settings, Workload};
@@ -202,10 +202,7 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
     if let Some(operator) = a.operator {
         let settings = StreamSettings {
             operator,
-            path_and_query: format!(
-                "{CONFIG_STREAM_PATH}?namespace={}&pod={}",
-                a.namespace, a.pod
-            ),
+            path_and_query: config_stream_path_and_query(&a.namespace, &a.pod),
             token_file: a.token_file.clone(),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(30),

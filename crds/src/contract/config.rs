@@ -26,6 +26,19 @@ pub const CONFIG_VERSION: u32 = 1;
 /// Path of the config stream on the operator.
 pub const CONFIG_STREAM_PATH: &str = "/v1/proxy-config";
 
+/// Query parameter of [`CONFIG_STREAM_PATH`] naming the subscriber's pod namespace.
+pub const CONFIG_STREAM_NAMESPACE_PARAM: &str = "namespace";
+/// Query parameter of [`CONFIG_STREAM_PATH`] naming the subscriber's pod.
+pub const CONFIG_STREAM_POD_PARAM: &str = "pod";
+
+/// The request target a proxy subscribes with. Kubernetes names are DNS
+/// labels, so they need no escaping.
+pub fn config_stream_path_and_query(namespace: &str, pod: &str) -> String {
+    format!(
+        "{CONFIG_STREAM_PATH}?{CONFIG_STREAM_NAMESPACE_PARAM}={namespace}&{CONFIG_STREAM_POD_PARAM}={pod}"
+    )
+}
+
 /// Content type of the config stream's body.
 pub const CONFIG_STREAM_CONTENT_TYPE: &str = "application/x-ndjson";
 

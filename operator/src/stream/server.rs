@@ -24,10 +24,9 @@ use crate::http::{self, text, Body};
 use crate::metrics::Metrics;
 use crate::{Error, Result};
 
-/// Query parameter naming the subscriber's pod namespace.
-pub const NAMESPACE_PARAM: &str = "namespace";
-/// Query parameter naming the subscriber's pod.
-pub const POD_PARAM: &str = "pod";
+pub use meshlet_crds::contract::config::{
+    CONFIG_STREAM_NAMESPACE_PARAM as NAMESPACE_PARAM, CONFIG_STREAM_POD_PARAM as POD_PARAM,
+};
 
 /// Serves the config stream.
 pub struct StreamServer {
