@@ -11,6 +11,12 @@ pub const PROXY_INBOUND_PORT: u16 = 4143;
 /// The proxy's admin server: `/ready`, `/live`, `/metrics`, `/config`.
 /// Never redirected, so the kubelet's probes and Prometheus reach it directly.
 pub const PROXY_ADMIN_PORT: u16 = 4191;
+/// Admin path answering 200 once the proxy has a config and is not
+/// draining: the injected readiness probe.
+pub const PROXY_READY_PATH: &str = "/ready";
+/// Admin path answering 200 while the process runs: the injected liveness
+/// and startup probes.
+pub const PROXY_LIVE_PATH: &str = "/live";
 
 /// The UID the proxy runs as. The init step's OUTPUT rule skips traffic from
 /// this user, so the proxy's own connections are not redirected back to it.

@@ -8,6 +8,7 @@ use http::{Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use meshlet_crds::contract::ports::{PROXY_LIVE_PATH, PROXY_READY_PATH};
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -43,11 +44,11 @@ fn text(
 fn route(ctx: &Ctx, req: &http::Request<Incoming>) -> Response<Body> {
     const PLAIN: &str = "text/plain; charset=utf-8";
     match req.uri().path() {
-        "/live" => text(StatusCode::OK, "live\n", PLAIN),
-        "/ready" if ctx.store.is_loaded() && !ctx.shutdown.is_cancelled() => {
+        PROXY_LIVE_PATH => text(StatusCode::OK, "live\n", PLAIN),
+        PROXY_READY_PATH if ctx.store.is_loaded() && !ctx.shutdown.is_cancelled() => {
             text(StatusCode::OK, "ready\n", PLAIN)
         }
-        "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n", PLAIN),
+        PROXY_READY_PATH => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n", PLAIN),
         "/metrics" => text(
             StatusCode::OK,
             ctx.metrics.encode(),

@@ -238,9 +238,9 @@ pub fn proxy_container(
             seccomp_profile: Some(runtime_default()),
             ..Default::default()
         }),
-        readiness_probe: Some(admin_probe("/ready", 5, 3)),
-        liveness_probe: Some(admin_probe("/live", 10, 3)),
-        startup_probe: native.then(|| admin_probe("/live", 1, 120)),
+        readiness_probe: Some(admin_probe(ports::PROXY_READY_PATH, 5, 3)),
+        liveness_probe: Some(admin_probe(ports::PROXY_LIVE_PATH, 10, 3)),
+        startup_probe: native.then(|| admin_probe(ports::PROXY_LIVE_PATH, 1, 120)),
         volume_mounts: Some(vec![VolumeMount {
             name: IDENTITY_VOLUME.into(),
             mount_path: token_dir,
