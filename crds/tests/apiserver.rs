@@ -8,7 +8,6 @@
 //!   ConversionReviews with `meshlet_crds::conversion::review` — what the
 //!   real webhook computes.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -18,12 +17,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use k8s_openapi::ByteString;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use meshlet_crds::manifests::{self, CrdRender};
+use meshlet_testenv::json_server::JsonServer;
 use meshlet_testenv::TestEnv;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 async fn install(client: &kube::Client, crds: Vec<CustomResourceDefinition>) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -211,88 +207,22 @@ async fn storage_only_render_accepts_examples_and_refuses_bad_objects() -> Resul
 
 // --- Full render with a conversion webhook ------------------------------
 
-/// A CA (for the caBundle) and a TLS acceptor serving 127.0.0.1.
-fn webhook_tls() -> Result<(String, tokio_rustls::TlsAcceptor)> {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
-    let key = KeyPair::generate()?;
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])?.signed_by(&key, &ca)?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![CertificateDer::from(cert.der().to_vec())],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    )?;
-    Ok((ca.pem(), tokio_rustls::TlsAcceptor::from(Arc::new(config))))
-}
-
-/// Reads one HTTP/1.1 request body (Content-Length framed).
-async fn read_body<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16384];
-    loop {
-        let n = stream.read(&mut chunk).await?;
-        anyhow::ensure!(n > 0, "connection closed mid-request");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let headers = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let length: usize = headers
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .context("no content-length")?
-                .trim()
-                .parse()?;
-            while buf.len() < end + 4 + length {
-                let n = stream.read(&mut chunk).await?;
-                anyhow::ensure!(n > 0, "connection closed mid-body");
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return Ok(buf[end + 4..end + 4 + length].to_vec());
-        }
-    }
-}
-
-async fn serve_conversion(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            return;
-        };
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let Ok(mut tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let Ok(body) = read_body(&mut tls).await else {
-                return;
-            };
-            let response = match serde_json::from_slice(&body) {
-                Ok(request) => serde_json::to_string(&meshlet_crds::conversion::review(request)),
-                Err(e) => Ok(format!("{{\"error\": {:?}}}", e.to_string())),
-            }
-            .unwrap_or_default();
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{response}",
-                response.len()
-            );
-            let _ = tls.write_all(reply.as_bytes()).await;
-            let _ = tls.shutdown().await;
-        });
-    }
-}
-
 #[tokio::test]
 async fn full_render_converts_between_every_served_version_through_the_webhook() -> Result<()> {
     let env = TestEnv::start().await?;
     let client = env.client();
 
-    let (ca_pem, acceptor) = webhook_tls()?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    let server = tokio::spawn(serve_conversion(listener, acceptor));
+    // The conversion webhook, on loopback: exactly what meshlet-webhook's
+    // /convert computes.
+    let server = JsonServer::start(|request| {
+        match serde_json::from_value(request) {
+            Ok(review) => serde_json::to_value(meshlet_crds::conversion::review(review)),
+            Err(e) => Ok(json!({"error": e.to_string()})),
+        }
+        .unwrap_or_default()
+    })
+    .await?;
+    let (url, ca_pem) = (server.url.clone(), server.ca_pem.clone());
 
     // The Full render points at the in-cluster Service; here the webhook is
     // this test, on loopback.
@@ -305,7 +235,7 @@ async fn full_render_converts_between_every_served_version_through_the_webhook()
             .and_then(|c| c.webhook.as_mut())
         {
             webhook.client_config = Some(WebhookClientConfig {
-                url: Some(format!("https://127.0.0.1:{port}/convert")),
+                url: Some(format!("{url}/convert")),
                 ca_bundle: Some(ByteString(ca_pem.clone().into_bytes())),
                 service: None,
             });
@@ -461,6 +391,10 @@ async fn full_render_converts_between_every_served_version_through_the_webhook()
         ),
     }
 
-    server.abort();
+    assert!(
+        server.calls() > 0,
+        "the API server never called the conversion webhook"
+    );
+    drop(server);
     Ok(())
 }

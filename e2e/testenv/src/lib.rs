@@ -28,6 +28,7 @@
 
 pub mod binaries;
 pub mod certs;
+pub mod json_server;
 pub mod kubeconfig;
 pub mod ports;
 pub mod process;

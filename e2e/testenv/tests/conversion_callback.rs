@@ -1,8 +1,6 @@
 //! kube-apiserver calls a CRD conversion webhook served by the test on
 //! https://127.0.0.1:<port> (trusted through the CRD's caBundle).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -11,7 +9,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::Api;
 
-use common::JsonServer;
+use meshlet_testenv::json_server::JsonServer;
 
 /// v1 has `spec.size`; v2 moved it to `spec.dimensions.size`.
 fn convert(object: &serde_json::Value, to: &str) -> serde_json::Value {

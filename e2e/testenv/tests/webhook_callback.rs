@@ -1,8 +1,6 @@
 //! kube-apiserver calls an admission webhook served by the test on
 //! https://127.0.0.1:<port>, trusting it through the webhook's caBundle.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -16,7 +14,7 @@ use k8s_openapi::ByteString;
 use kube::api::{ObjectMeta, PostParams};
 use kube::Api;
 
-use common::JsonServer;
+use meshlet_testenv::json_server::JsonServer;
 
 #[tokio::test]
 async fn validating_webhook_on_loopback_is_called() -> Result<()> {

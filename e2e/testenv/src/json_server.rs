@@ -1,5 +1,6 @@
 //! A minimal HTTPS JSON endpoint on 127.0.0.1 for webhook tests: its own CA
-//! (for a `caBundle`), one handler for every request, a call counter.
+//! (for a `caBundle`), one handler for every request, a call counter. The
+//! API server under test calls it as an admission or conversion webhook.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
