@@ -40,7 +40,7 @@ kind-down: ## Delete the kind cluster and stop what kind-up started
 
 e2e-smoke: ## Smoke test on the kind cluster: a Deployment, a Service, HTTP 200 by ClusterIP and DNS
 	e2e/kind/load-test-images.sh
-	$(CARGO) test -p meshlet-e2e --features kind --test smoke -- --nocapture
+	$(CARGO) test --workspace --features meshlet-e2e/kind --test smoke -- --nocapture
 
 bench: ## Proxy benchmark: direct vs one and two proxies (and nginx if installed) at 1k/5k rps and max; writes target/bench/proxy.json
 	proxy/bench/run.sh

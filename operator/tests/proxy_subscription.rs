@@ -66,7 +66,9 @@ fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
 
 /// The `meshlet-proxy` binary of the same build as the operator under test.
 /// Cargo only builds binaries of the crate under test, so it is (re)built
-/// here; a no-op when `cargo test --workspace` already built it.
+/// here with the whole workspace's feature set: a no-op after `cargo test
+/// --workspace`, and no second copy of every dependency in `target/` (a
+/// `-p meshlet-proxy` build would resolve features differently).
 fn proxy_bin() -> Result<PathBuf> {
     let operator = Path::new(OPERATOR_BIN);
     let profile_dir = operator.parent().context("operator binary directory")?;
@@ -75,17 +77,17 @@ fn proxy_bin() -> Result<PathBuf> {
     build
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("CARGO_TARGET_DIR", target_dir)
-        .args(["build", "-p", "meshlet-proxy", "--bin", "meshlet-proxy"]);
+        .args(["build", "--workspace", "--all-targets"]);
     if profile_dir.file_name().is_some_and(|n| n == "release") {
         build.arg("--release");
     }
     let status = build
         .status()
-        .context("running cargo build -p meshlet-proxy")?;
+        .context("running cargo build --workspace --all-targets")?;
     let bin = profile_dir.join("meshlet-proxy");
     if !status.success() || !bin.exists() {
         bail!(
-            "the meshlet-proxy binary is missing at {}: run `cargo build -p meshlet-proxy`",
+            "the meshlet-proxy binary is missing at {}: run `cargo build --workspace`",
             bin.display()
         );
     }

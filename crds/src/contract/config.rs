@@ -62,6 +62,17 @@ pub struct ProxyConfig {
     pub outbound: OutboundConfig,
     /// The app's own ports and who may call them.
     pub inbound: InboundConfig,
+    /// Trust material for mTLS.
+    pub identity: IdentityConfig,
+}
+
+/// Trust material the operator pushes so anchor rotation reaches running
+/// proxies (see [`crate::contract::identity`]).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IdentityConfig {
+    /// PEM bundle of the trusted anchors; empty means "keep what you have".
+    pub trust_anchors_pem: String,
 }
 
 /// Outbound side: destinations the app may call.
@@ -354,6 +365,7 @@ mod tests {
                     }],
                 },
                 inbound: InboundConfig::default(),
+                identity: IdentityConfig::default(),
             },
         };
         let json = serde_json::to_string(&msg).unwrap();

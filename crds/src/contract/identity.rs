@@ -1,7 +1,39 @@
 //! Workload identity: the SPIFFE ID a proxy's certificate carries,
 //! `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`, its
-//! parser, and the projected ServiceAccount token a proxy uses to prove it.
+//! parser, the projected ServiceAccount token a proxy uses to prove it, and
+//! the wire types of the operator's certify endpoint.
+//!
+//! ## How a proxy gets its certificate
+//! 1. The proxy generates its key pair in memory (the key never leaves the
+//!    pod) and a CSR whose only SAN is its SPIFFE ID (URI) plus the
+//!    identity's [`SpiffeId::tls_server_name`] (DNS).
+//! 2. It POSTs a [`CertifyRequest`] to [`CERTIFY_PATH`] on the operator's
+//!    TLS port ([`crate::contract::ports::OPERATOR_CONFIG_PORT`], the same
+//!    listener as the config stream) with `Authorization: Bearer <token>`,
+//!    the projected token of audience [`TOKEN_AUDIENCE`]. It verifies the
+//!    operator's serving certificate against its trust anchors
+//!    ([`crate::contract::proxy_env::TRUST_ANCHORS`]) and the name
+//!    [`OPERATOR_SERVER_NAME`].
+//! 3. The operator checks the token with a TokenReview (audience
+//!    [`TOKEN_AUDIENCE`]), checks that the CSR asks for exactly the token's
+//!    ServiceAccount identity, and answers a [`CertifyResponse`] (200), or an
+//!    [`IdentityErrorBody`] with 400 (bad CSR), 401 (bad token) or 403 (CSR
+//!    for another identity).
+//! 4. The proxy renews at `renewAfterUnix` (about 70 % of the lifetime).
+//!
+//! ## Trust anchors and rotation
+//! The issuer (certificate + key) lives in the Secret [`ISSUER_SECRET`]
+//! (`tls.crt`, `tls.key`, and `ca.crt`: the anchor it chains to). The
+//! operator generates a self-signed anchor-issuer there on first start
+//! unless the user supplied one. The trusted anchors are the PEM bundle in
+//! the ConfigMap [`TRUST_ANCHORS_CONFIGMAP`] key [`TRUST_ANCHORS_KEY`]; the
+//! operator creates it from `ca.crt` when missing and otherwise never
+//! rewrites it. Proxies get the bundle at injection (env) and every update
+//! on the config stream ([`crate::contract::config::ProxyConfig::identity`]),
+//! so rotation is: add the new anchor to the bundle, replace the issuer
+//! Secret, wait one certificate lifetime, remove the old anchor.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
@@ -19,6 +51,65 @@ pub const TOKEN_PATH: &str = "/var/run/secrets/meshlet.dev/identity/token";
 /// Lifetime the injector asks for on that token, in seconds (Kubernetes
 /// rotates it before expiry; 600 s is the minimum Kubernetes accepts).
 pub const TOKEN_EXPIRATION_SECONDS: i64 = 3600;
+
+/// Path of the certify endpoint on the operator's TLS port.
+pub const CERTIFY_PATH: &str = "/v1/certify";
+
+/// Default lifetime of a proxy certificate, in seconds (24 h).
+pub const DEFAULT_CERT_LIFETIME_SECS: u64 = 24 * 3600;
+
+/// Fraction of a certificate's lifetime after which the proxy renews it.
+pub const RENEW_AT_FRACTION: f64 = 0.7;
+
+/// Secret in the install namespace holding the issuer: `tls.crt`,
+/// `tls.key` and `ca.crt` (the trust anchor the issuer chains to).
+pub const ISSUER_SECRET: &str = "meshlet-identity-issuer";
+
+/// ConfigMap in the install namespace holding the trusted anchors bundle.
+pub const TRUST_ANCHORS_CONFIGMAP: &str = "meshlet-trust-anchors";
+
+/// Key of the PEM bundle in [`TRUST_ANCHORS_CONFIGMAP`].
+pub const TRUST_ANCHORS_KEY: &str = "ca-bundle.crt";
+
+/// DNS name the operator's serving certificate carries and proxies verify:
+/// the operator Service in the install namespace.
+pub const OPERATOR_SERVER_NAME: &str = "meshlet-operator.meshlet-system.svc";
+
+/// ALPN protocol between proxies for HTTP/2 inside mTLS.
+pub const ALPN_H2: &[u8] = b"h2";
+/// ALPN protocol between proxies for HTTP/1.1 inside mTLS.
+pub const ALPN_HTTP1: &[u8] = b"http/1.1";
+/// ALPN protocol between proxies for opaque TCP inside mTLS.
+pub const ALPN_OPAQUE: &[u8] = b"meshlet.dev/opaque";
+
+/// Body of a certify request (JSON, camelCase).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CertifyRequest {
+    /// PEM PKCS#10 CSR for the proxy's own identity.
+    pub csr_pem: String,
+}
+
+/// Answer to a successful certify request.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CertifyResponse {
+    /// PEM: the leaf certificate first, then any intermediates (not the anchor).
+    pub certificate_chain_pem: String,
+    /// PEM bundle of the currently trusted anchors.
+    pub trust_anchors_pem: String,
+    /// When the leaf expires (seconds since the Unix epoch).
+    pub expires_unix: u64,
+    /// When the proxy should request a new one (seconds since the Unix epoch).
+    pub renew_after_unix: u64,
+}
+
+/// Error body of the certify endpoint (and of the config stream).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+pub struct IdentityErrorBody {
+    /// One line: what is wrong and how to fix it.
+    pub error: String,
+}
 
 const SCHEME: &str = "spiffe://";
 
@@ -112,6 +203,17 @@ impl SpiffeId {
     pub fn service_account(&self) -> &str {
         &self.service_account
     }
+
+    /// The DNS name standing for this identity in TLS: the SNI a client
+    /// proxy sends and the DNS SAN the certificate carries next to the
+    /// SPIFFE URI, so standard server-name verification checks identity.
+    /// `<sa>.<ns>.serviceaccount.identity.meshlet.<trust-domain>`.
+    pub fn tls_server_name(&self) -> String {
+        format!(
+            "{}.{}.serviceaccount.identity.meshlet.{}",
+            self.service_account, self.namespace, self.trust_domain
+        )
+    }
 }
 
 impl fmt::Display for SpiffeId {
@@ -175,6 +277,33 @@ mod tests {
             let err = text.parse::<SpiffeId>().unwrap_err().to_string();
             assert!(err.contains(want), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn tls_server_name_is_a_dns_name_per_identity() {
+        let id: SpiffeId = "spiffe://cluster.local/ns/shop/sa/web".parse().unwrap();
+        assert_eq!(
+            id.tls_server_name(),
+            "web.shop.serviceaccount.identity.meshlet.cluster.local"
+        );
+    }
+
+    #[test]
+    fn certify_wire_format_is_camel_case() {
+        let r = CertifyResponse {
+            certificate_chain_pem: "c".into(),
+            trust_anchors_pem: "a".into(),
+            expires_unix: 2,
+            renew_after_unix: 1,
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"certificateChainPem": "c", "trustAnchorsPem": "a",
+                "expiresUnix": 2, "renewAfterUnix": 1})
+        );
+        let q: CertifyRequest = serde_json::from_str(r#"{"csrPem":"x"}"#).unwrap();
+        assert_eq!(q.csr_pem, "x");
     }
 
     #[test]

@@ -65,6 +65,15 @@ pub const TLS_NO_IDENTITY: &str = "no_identity";
 pub const CLIENT_ID: &str = "client_id";
 /// Label: the server's identity (outbound, mTLS only).
 pub const SERVER_ID: &str = "server_id";
+/// Counter: inbound HTTP requests refused by access policy (403).
+pub const INBOUND_HTTP_AUTHZ_DENY_TOTAL: &str = "inbound_http_authz_deny_total";
+/// Counter: inbound TCP connections refused by access policy (closed).
+pub const INBOUND_TCP_AUTHZ_DENY_TOTAL: &str = "inbound_tcp_authz_deny_total";
+/// Label on the deny counters: why (see [`DENY_REASONS`]).
+pub const REASON: &str = "reason";
+/// Values of [`REASON`]: no TrafficTarget lists the client; the client is
+/// listed but no rule matches the request; plaintext where mTLS is required.
+pub const DENY_REASONS: &[&str] = &["unauthorized_source", "no_matching_rule", "tls_required"];
 /// Label on TCP metrics: why the connection closed, empty on a clean close.
 pub const ERRNO: &str = "errno";
 

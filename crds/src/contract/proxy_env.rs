@@ -24,3 +24,12 @@ pub const PROXY_UID: &str = "MESHLET_PROXY_UID";
 pub const INBOUND_SKIP_PORTS: &str = "MESHLET_INBOUND_SKIP_PORTS";
 /// `meshlet-proxy init`: outbound ports not redirected (comma-separated).
 pub const OUTBOUND_SKIP_PORTS: &str = "MESHLET_OUTBOUND_SKIP_PORTS";
+
+/// PEM bundle of the trust anchors (from the injector) used to verify the
+/// operator and peers until the config stream sends a newer bundle.
+pub const TRUST_ANCHORS: &str = "MESHLET_TRUST_ANCHORS";
+/// The trust domain of workload identities.
+pub const TRUST_DOMAIN: &str = "MESHLET_TRUST_DOMAIN";
+/// DNS name to verify on the operator's certificate (default
+/// [`crate::contract::identity::OPERATOR_SERVER_NAME`]).
+pub const OPERATOR_SERVER_NAME: &str = "MESHLET_OPERATOR_SERVER_NAME";

@@ -111,6 +111,7 @@ impl Computed {
         ProxyConfig {
             outbound: self.outbound_for(&workload.namespace),
             inbound: self.inbound_for(workload),
+            identity: Default::default(),
         }
     }
 }

@@ -208,6 +208,7 @@ pub fn config(services: Vec<Service>) -> ProxyConfig {
     ProxyConfig {
         outbound: OutboundConfig { services },
         inbound: InboundConfig::default(),
+        identity: Default::default(),
     }
 }
 
