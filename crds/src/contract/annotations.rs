@@ -105,6 +105,16 @@ pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
 /// Value of [`PART_OF_LABEL`] on Meshlet's own objects.
 pub const PART_OF_VALUE: &str = "meshlet";
 
+/// On a namespace: the access policy of its meshed pods when no
+/// TrafficTarget allows a client, overriding the install-wide default:
+/// [`DEFAULT_POLICY_DENY`] (SMI semantics) or [`DEFAULT_POLICY_PERMISSIVE`]
+/// (allow meshed and unmeshed clients, for adoption).
+pub const DEFAULT_POLICY: &str = "meshlet.dev/default-policy";
+/// Value of [`DEFAULT_POLICY`]: denied unless a TrafficTarget allows it.
+pub const DEFAULT_POLICY_DENY: &str = "deny";
+/// Value of [`DEFAULT_POLICY`]: everything allowed.
+pub const DEFAULT_POLICY_PERMISSIVE: &str = "permissive";
+
 /// On SMI objects: the body of another version of the object that the
 /// version at hand cannot hold, kept by version conversion so that
 /// converting back loses nothing (see `crate::conversion`). JSON:

@@ -296,6 +296,20 @@ pub struct InboundConfig {
     /// Access policies from TrafficTargets whose destination is this pod.
     /// Access is additive and denied by default (unless `permissive`).
     pub policies: Vec<InboundPolicy>,
+    /// The pod's HTTP probe endpoints (kubelet liveness/readiness/startup
+    /// `httpGet`): GETs to them are allowed without identity, so kubelet
+    /// probes keep working under default deny.
+    pub probes: Vec<ProbeRoute>,
+}
+
+/// One kubelet HTTP probe of the app.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProbeRoute {
+    /// The container port the probe targets.
+    pub port: u16,
+    /// The exact request path the probe uses (without query).
+    pub path: String,
 }
 
 /// One container port of the app.

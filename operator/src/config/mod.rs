@@ -103,6 +103,8 @@ impl Computed {
                 .get(&(workload.namespace.clone(), workload.service_account.clone()))
                 .cloned()
                 .unwrap_or_default(),
+            // Filled from the pod's httpGet probes (kubelet under default deny).
+            probes: Vec::new(),
         }
     }
 
