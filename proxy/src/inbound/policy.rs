@@ -111,6 +111,7 @@ mod tests {
                 }],
                 tcp_ports: vec![5432],
             }],
+            ..Default::default()
         })
         .unwrap()
     }
