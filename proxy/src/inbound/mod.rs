@@ -1,8 +1,10 @@
 //! Inbound: connections to the pod, redirected to the proxy, forwarded to
 //! the app on `127.0.0.1:<original port>`.
 
+mod peer;
 mod policy;
 
+pub use peer::Peer;
 pub use policy::InboundPolicy;
 
 use crate::app::Ctx;
@@ -31,34 +33,36 @@ pub async fn serve_connection(ctx: Arc<Ctx>, stream: TcpStream) {
         return tracing::debug!("inbound connection without original destination");
     };
     let app = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    // Until mesh TLS is terminated here, every client is plaintext.
+    let peer = Peer::Plaintext;
     if ctx.store.load().inbound.is_opaque(port) {
-        return forward_tcp(&ctx, stream, app).await;
+        return forward_tcp(&ctx, stream, app, &peer).await;
     }
     let (protocol, io) = match detect(stream, ctx.settings.detect_timeout).await {
         Ok(d) => d,
         Err(e) => return tracing::debug!(error = %e, "detection failed"),
     };
     let version = match protocol {
-        Protocol::Opaque => return forward_tcp(&ctx, io, app).await,
+        Protocol::Opaque => return forward_tcp(&ctx, io, app, &peer).await,
         Protocol::Http1 => Version::Http1,
         Protocol::Http2 => Version::Http2,
     };
     let shutdown = ctx.shutdown.clone();
-    let handler = move |req| handle(ctx.clone(), req, version, app);
+    let handler = move |req| handle(ctx.clone(), req, version, app, peer.clone());
     server::serve(io, version, handler, shutdown).await;
 }
 
-fn labels() -> RequestLabels {
+fn labels(peer: &Peer) -> RequestLabels {
     RequestLabels {
         direction: names::DIRECTION_INBOUND,
         dst_namespace: String::new(),
         dst_service: String::new(),
         route: String::new(),
-        tls: names::TLS_NO_IDENTITY,
+        tls: peer.tls_label(),
     }
 }
 
-async fn forward_tcp<I: Io>(ctx: &Ctx, io: I, app: SocketAddr) {
+async fn forward_tcp<I: Io>(ctx: &Ctx, io: I, app: SocketAddr, peer: &Peer) {
     let endpoints = [Weighted {
         endpoint: ctx.local.get(app),
         weight: 1,
@@ -67,7 +71,7 @@ async fn forward_tcp<I: Io>(ctx: &Ctx, io: I, app: SocketAddr) {
         direction: names::DIRECTION_INBOUND,
         dst_namespace: String::new(),
         dst_service: String::new(),
-        tls: names::TLS_NO_IDENTITY,
+        tls: peer.tls_label(),
     };
     crate::tcp::forward(ctx, io, &endpoints, &OutlierPolicy::default(), labels).await;
 }
@@ -77,9 +81,10 @@ async fn handle(
     req: Request<Incoming>,
     version: Version,
     app: SocketAddr,
+    peer: Peer,
 ) -> Response<Body> {
     let start = Instant::now();
-    let labels = labels();
+    let labels = labels(&peer);
     ctx.metrics.request(&labels);
     let endpoints = [Weighted {
         endpoint: ctx.local.get(app),
