@@ -37,7 +37,8 @@ JSON
 }
 write_config "$OUT/one-proxy.json" "$UPSTREAM"
 write_config "$OUT/two-proxies.json" "127.0.0.1:18243"
-echo '{}' > "$OUT/empty.json"
+# The server proxy admits the plaintext client hop (no TrafficTargets here).
+echo '{"inbound":{"permissive":true}}' > "$OUT/empty.json"
 
 start_proxy() { # name config out in admin [inbound-fallback-port]
   local extra=()

@@ -17,7 +17,8 @@ fn iptables_redirect_and_original_destination_in_a_network_namespace() {
     std::fs::write(
         &config,
         r#"{"outbound":{"services":[{"name":"web","namespace":"ns","clusterIps":["10.96.0.1"],
-            "ports":[{"port":80,"endpoints":[{"addr":"127.0.0.1:18080"}]}]}]}}"#,
+            "ports":[{"port":80,"endpoints":[{"addr":"127.0.0.1:18080"}]}]}]},
+            "inbound":{"permissive":true}}"#,
     )
     .unwrap();
     let script = format!(

@@ -1,11 +1,12 @@
 //! Inbound: connections to the pod, redirected to the proxy, forwarded to
 //! the app on `127.0.0.1:<original port>`.
 
+pub mod authz;
 mod peer;
 mod policy;
 
 pub use peer::Peer;
-pub use policy::InboundPolicy;
+pub use policy::{CompiledTarget, InboundPolicy};
 
 use crate::app::Ctx;
 use crate::balance::Weighted;
@@ -13,8 +14,10 @@ use crate::detect::{detect, Protocol};
 use crate::http::errors::ProxyError;
 use crate::http::forward::Forward;
 use crate::http::{server, Body, Version};
-use crate::metrics::{RequestLabels, TcpLabels};
+use crate::metrics::{DenyLabels, PeerId, RequestLabels, TcpLabels};
+use crate::split::RequestView;
 use crate::transport::{original_destination, Io};
+use authz::{Decision, Traffic};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use meshlet_crds::contract::config::OutlierPolicy;
@@ -33,12 +36,17 @@ pub async fn serve_connection(ctx: Arc<Ctx>, stream: TcpStream) {
         return tracing::debug!("inbound connection without original destination");
     };
     let app = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    // Until mesh TLS is terminated here, every client is plaintext.
-    let peer = Peer::Plaintext;
-    if ctx.store.load().inbound.is_opaque(port) {
-        return forward_tcp(&ctx, stream, app, &peer).await;
+    serve_with_peer(ctx, stream, app, Peer::Plaintext).await
+}
+
+/// Serves an accepted inbound connection whose client is already known
+/// (after mesh TLS termination, or in tests): protocol detection, then
+/// HTTP or TCP handling with access control for `peer`.
+pub async fn serve_with_peer<I: Io>(ctx: Arc<Ctx>, io: I, app: SocketAddr, peer: Peer) {
+    if ctx.store.load().inbound.is_opaque(app.port()) {
+        return forward_tcp(&ctx, io, app, &peer).await;
     }
-    let (protocol, io) = match detect(stream, ctx.settings.detect_timeout).await {
+    let (protocol, io) = match detect(io, ctx.settings.detect_timeout).await {
         Ok(d) => d,
         Err(e) => return tracing::debug!(error = %e, "detection failed"),
     };
@@ -52,6 +60,14 @@ pub async fn serve_connection(ctx: Arc<Ctx>, stream: TcpStream) {
     server::serve(io, version, handler, shutdown).await;
 }
 
+/// The `client_id` label of `peer`.
+fn peer_id(peer: &Peer) -> PeerId {
+    match peer.identity() {
+        Some(id) => PeerId::Client(id.to_string().into()),
+        None => PeerId::None,
+    }
+}
+
 fn labels(peer: &Peer) -> RequestLabels {
     RequestLabels {
         direction: names::DIRECTION_INBOUND,
@@ -59,10 +75,28 @@ fn labels(peer: &Peer) -> RequestLabels {
         dst_service: String::new(),
         route: String::new(),
         tls: peer.tls_label(),
+        peer_id: peer_id(peer),
     }
 }
 
 async fn forward_tcp<I: Io>(ctx: &Ctx, io: I, app: SocketAddr, peer: &Peer) {
+    // The policy live now decides; the connection is then allowed for its life.
+    if let Decision::Deny(denial) =
+        authz::decide(&ctx.store.load().inbound, peer, app.port(), Traffic::Tcp)
+    {
+        ctx.metrics.tcp_deny(&DenyLabels {
+            reason: denial.reason.as_str(),
+            tls: peer.tls_label(),
+            peer_id: peer_id(peer),
+        });
+        tracing::debug!(
+            reason = denial.reason.as_str(),
+            "inbound connection denied: {}",
+            denial.message
+        );
+        // Dropping `io` closes the connection; the app is never contacted.
+        return;
+    }
     let endpoints = [Weighted {
         endpoint: ctx.local.get(app),
         weight: 1,
@@ -72,6 +106,7 @@ async fn forward_tcp<I: Io>(ctx: &Ctx, io: I, app: SocketAddr, peer: &Peer) {
         dst_namespace: String::new(),
         dst_service: String::new(),
         tls: peer.tls_label(),
+        peer_id: peer_id(peer),
     };
     crate::tcp::forward(ctx, io, &endpoints, &OutlierPolicy::default(), labels).await;
 }
@@ -86,6 +121,32 @@ async fn handle(
     let start = Instant::now();
     let labels = labels(&peer);
     ctx.metrics.request(&labels);
+    let view = RequestView {
+        method: req.method(),
+        path: req.uri().path(),
+        headers: req.headers(),
+    };
+    if let Decision::Deny(denial) = authz::decide(
+        &ctx.store.load().inbound,
+        &peer,
+        app.port(),
+        Traffic::Http(&view),
+    ) {
+        ctx.metrics.http_deny(&DenyLabels {
+            reason: denial.reason.as_str(),
+            tls: labels.tls,
+            peer_id: labels.peer_id.clone(),
+        });
+        tracing::debug!(
+            reason = denial.reason.as_str(),
+            "inbound request denied: {}",
+            denial.message
+        );
+        let rsp = denial.http_response();
+        ctx.metrics
+            .response(labels, rsp.status().as_u16(), start.elapsed());
+        return rsp;
+    }
     let endpoints = [Weighted {
         endpoint: ctx.local.get(app),
         weight: 1,

@@ -1,8 +1,10 @@
-//! The inbound side of a config: which app ports are opaque, and the
-//! compiled access policy (enforced once clients have identities, with mTLS).
+//! The inbound side of a config, compiled: which app ports are opaque, the
+//! TrafficTargets whose destination is this pod, the kubelet probe routes,
+//! and permissive mode. [`super::authz`] decides with it.
 
 use crate::split::{CompiledMatch, RequestView};
 use meshlet_crds::contract::config::{AppProtocol, InboundConfig};
+use meshlet_crds::contract::identity::SpiffeId;
 use meshlet_crds::contract::ports::DEFAULT_OPAQUE_PORTS;
 use std::collections::HashSet;
 
@@ -11,32 +13,81 @@ use std::collections::HashSet;
 pub struct InboundPolicy {
     opaque_ports: HashSet<u16>,
     listed_ports: HashSet<u16>,
-    /// Permissive mode: every client allowed.
+    /// Permissive mode: every client allowed, meshed or not.
     pub permissive: bool,
-    /// Compiled TrafficTarget rules: (sources, HTTP matches, TCP ports).
-    pub rules: Vec<(Vec<String>, Vec<CompiledMatch>, Vec<u16>)>,
+    /// The TrafficTargets for this pod, in config order.
+    pub targets: Vec<CompiledTarget>,
+    /// Kubelet `httpGet` probes as (port, path): plaintext GETs allowed.
+    probes: Vec<(u16, String)>,
+}
+
+/// One TrafficTarget's grant, as the operator resolved it.
+#[derive(Debug)]
+pub struct CompiledTarget {
+    /// The TrafficTarget's name (for deny messages and logs).
+    pub name: String,
+    /// Client identities the grant applies to.
+    pub sources: Vec<SpiffeId>,
+    /// HTTP requests allowed.
+    pub http: Vec<CompiledMatch>,
+    /// TCP ports allowed.
+    pub tcp_ports: Vec<u16>,
+}
+
+impl CompiledTarget {
+    /// Whether `client` is one of the sources.
+    pub fn has_source(&self, client: &SpiffeId) -> bool {
+        self.sources.iter().any(|s| s == client)
+    }
+
+    /// A grant with neither HTTP matches nor ports allows all traffic: the
+    /// operator sends that for a TCPRoute with no ports (SMI: every port).
+    fn allows_everything(&self) -> bool {
+        self.http.is_empty() && self.tcp_ports.is_empty()
+    }
+
+    /// Whether a raw TCP connection to `port` is allowed (sources aside).
+    pub fn allows_connection(&self, port: u16) -> bool {
+        self.allows_everything() || self.tcp_ports.contains(&port)
+    }
+
+    /// Whether an HTTP request to `port` is allowed (sources aside). A TCP
+    /// grant for the port covers HTTP on it too: it carries the same bytes.
+    pub fn allows_request(&self, port: u16, req: &RequestView<'_>) -> bool {
+        self.allows_connection(port) || self.http.iter().any(|m| m.matches(req))
+    }
 }
 
 impl InboundPolicy {
     /// Compiles `cfg`; errors name the offending field.
     pub fn build(cfg: &InboundConfig) -> Result<Self, String> {
-        let rules = cfg
+        let targets = cfg
             .policies
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let matches = p
+                let field = format!("inbound.policies[{i}]({})", p.name);
+                let http = p
                     .http
                     .iter()
                     .enumerate()
-                    .map(|(j, m)| {
-                        CompiledMatch::compile(
-                            m,
-                            &format!("inbound.policies[{i}]({}).http[{j}]", p.name),
-                        )
+                    .map(|(j, m)| CompiledMatch::compile(m, &format!("{field}.http[{j}]")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let sources = p
+                    .sources
+                    .iter()
+                    .enumerate()
+                    .map(|(j, s)| {
+                        s.parse::<SpiffeId>()
+                            .map_err(|e| format!("{field}.sources[{j}]: {e}"))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok((p.sources.clone(), matches, p.tcp_ports.clone()))
+                Ok(CompiledTarget {
+                    name: p.name.clone(),
+                    sources,
+                    http,
+                    tcp_ports: p.tcp_ports.clone(),
+                })
             })
             .collect::<Result<_, String>>()?;
         Ok(Self {
@@ -48,37 +99,19 @@ impl InboundPolicy {
                 .collect(),
             listed_ports: cfg.ports.iter().map(|p| p.port).collect(),
             permissive: cfg.permissive,
-            rules,
+            targets,
+            probes: cfg
+                .probes
+                .iter()
+                .map(|p| (p.port, p.path.clone()))
+                .collect(),
         })
     }
 
-    /// Whether a client may make a request, by TrafficTarget semantics:
-    /// permissive mode allows all; otherwise access is additive and denied
-    /// by default, granted by a policy listing the client's identity whose
-    /// rules match (HTTP matches for requests, TCP ports for connections;
-    /// a policy with neither allows everything from its sources). A client
-    /// without an identity (no mTLS) is allowed only in permissive mode.
-    pub fn allows(
-        &self,
-        client: Option<&str>,
-        port: u16,
-        request: Option<&RequestView<'_>>,
-    ) -> bool {
-        if self.permissive {
-            return true;
-        }
-        let Some(client) = client else { return false };
-        self.rules.iter().any(|(sources, http, tcp_ports)| {
-            if !sources.iter().any(|s| s == client) {
-                return false;
-            }
-            if http.is_empty() && tcp_ports.is_empty() {
-                return true;
-            }
-            let by_port = tcp_ports.contains(&port);
-            let by_http = request.is_some_and(|r| http.iter().any(|m| m.matches(r)));
-            by_port || by_http
-        })
+    /// Whether `GET port path` is one of the pod's kubelet probes.
+    pub fn is_probe(&self, port: u16, path: &str) -> bool {
+        // Probes are few (three per container at most): a scan is enough.
+        self.probes.iter().any(|(p, s)| *p == port && s == path)
     }
 
     /// Whether the app port skips protocol detection: marked opaque in the
@@ -92,61 +125,12 @@ impl InboundPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshlet_crds::contract::config::{HttpMatch, InboundPolicy as Policy};
-
-    const WEB: &str = "spiffe://cluster.local/ns/shop/sa/web";
-    const OTHER: &str = "spiffe://cluster.local/ns/shop/sa/other";
-
-    fn policy(permissive: bool) -> InboundPolicy {
-        InboundPolicy::build(&InboundConfig {
-            ports: vec![],
-            permissive,
-            policies: vec![Policy {
-                name: "web-to-api".into(),
-                sources: vec![WEB.into()],
-                http: vec![HttpMatch {
-                    path_regex: Some("/api/.*".into()),
-                    methods: vec!["GET".into()],
-                    ..Default::default()
-                }],
-                tcp_ports: vec![5432],
-            }],
-            ..Default::default()
-        })
-        .unwrap()
-    }
-
-    fn get(path: &str) -> (http::Method, String, http::HeaderMap) {
-        (http::Method::GET, path.to_string(), http::HeaderMap::new())
-    }
-
-    #[test]
-    fn denied_by_default_and_allowed_by_matching_rules() {
-        let p = policy(false);
-        let (m, path, h) = get("/api/x");
-        let allowed = RequestView {
-            method: &m,
-            path: &path,
-            headers: &h,
-        };
-        assert!(p.allows(Some(WEB), 80, Some(&allowed)));
-        assert!(!p.allows(Some(OTHER), 80, Some(&allowed)));
-        assert!(!p.allows(None, 80, Some(&allowed)));
-        let (m, path, h) = get("/admin");
-        let other_route = RequestView {
-            method: &m,
-            path: &path,
-            headers: &h,
-        };
-        assert!(!p.allows(Some(WEB), 80, Some(&other_route)));
-        assert!(p.allows(Some(WEB), 5432, None));
-        assert!(!p.allows(Some(WEB), 6379, None));
-    }
+    use meshlet_crds::contract::config::{InboundPolicy as Policy, InboundPort, ProbeRoute};
 
     #[test]
     fn well_known_server_first_ports_are_opaque_unless_listed() {
         let p = InboundPolicy::build(&InboundConfig {
-            ports: vec![meshlet_crds::contract::config::InboundPort {
+            ports: vec![InboundPort {
                 port: 6379,
                 protocol: AppProtocol::Detect,
             }],
@@ -159,7 +143,48 @@ mod tests {
     }
 
     #[test]
-    fn permissive_allows_everyone() {
-        assert!(policy(true).allows(None, 1, None));
+    fn bad_source_or_regex_names_the_field() {
+        let bad_source = InboundConfig {
+            policies: vec![Policy {
+                name: "tt".into(),
+                sources: vec!["web".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let e = InboundPolicy::build(&bad_source).unwrap_err();
+        assert!(e.starts_with("inbound.policies[0](tt).sources[0]"), "{e}");
+        let bad_regex = InboundConfig {
+            policies: vec![Policy {
+                name: "tt".into(),
+                http: vec![meshlet_crds::contract::config::HttpMatch {
+                    path_regex: Some("(".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let e = InboundPolicy::build(&bad_regex).unwrap_err();
+        assert!(
+            e.starts_with("inbound.policies[0](tt).http[0].pathRegex"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn probes_match_port_and_exact_path() {
+        let p = InboundPolicy::build(&InboundConfig {
+            probes: vec![ProbeRoute {
+                port: 8080,
+                path: "/healthz".into(),
+            }],
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(p.is_probe(8080, "/healthz"));
+        assert!(!p.is_probe(8081, "/healthz"));
+        assert!(!p.is_probe(8080, "/healthz/x"));
+        assert!(!p.is_probe(8080, "/health"));
     }
 }

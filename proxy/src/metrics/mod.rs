@@ -2,12 +2,38 @@
 //! module), encoded in the text format by prometheus-client.
 
 use meshlet_crds::contract::metrics as names;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::borrow::Cow;
+use std::sync::Arc;
+
+/// The proven identity of the other side of a connection, as Linkerd labels
+/// it: `client_id` on inbound metrics, `server_id` on outbound ones, no
+/// label at all without mTLS. Values are bounded by the ServiceAccounts
+/// that may talk to the pod, so cardinality stays small.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub enum PeerId {
+    /// Plaintext, or identity unknown: no label.
+    #[default]
+    None,
+    /// Inbound: the verified client identity.
+    Client(Arc<str>),
+    /// Outbound: the verified server identity.
+    Server(Arc<str>),
+}
+
+impl EncodeLabelSet for PeerId {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        match self {
+            PeerId::None => Ok(()),
+            PeerId::Client(id) => [(names::CLIENT_ID, &**id)].encode(encoder),
+            PeerId::Server(id) => [(names::SERVER_ID, &**id)].encode(encoder),
+        }
+    }
+}
 
 /// Labels of request counts.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -22,6 +48,9 @@ pub struct RequestLabels {
     pub route: String,
     /// TLS status of the connection.
     pub tls: &'static str,
+    /// The peer's identity (mTLS only).
+    #[prometheus(flatten)]
+    pub peer_id: PeerId,
 }
 
 /// Labels of responses and latency.
@@ -47,6 +76,21 @@ pub struct TcpLabels {
     pub dst_service: String,
     /// TLS status of the connection.
     pub tls: &'static str,
+    /// The peer's identity (mTLS only).
+    #[prometheus(flatten)]
+    pub peer_id: PeerId,
+}
+
+/// Labels of the inbound authorization deny counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DenyLabels {
+    /// One of the contract's `DENY_REASONS`.
+    pub reason: &'static str,
+    /// TLS status of the connection.
+    pub tls: &'static str,
+    /// The client's identity (mTLS only).
+    #[prometheus(flatten)]
+    pub peer_id: PeerId,
 }
 
 /// The proxy's counters and histograms.
@@ -59,6 +103,8 @@ pub struct Metrics {
     tcp_close: Family<TcpLabels, Counter>,
     tcp_read: Family<TcpLabels, Counter>,
     tcp_write: Family<TcpLabels, Counter>,
+    http_deny: Family<DenyLabels, Counter>,
+    tcp_deny: Family<DenyLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -88,6 +134,8 @@ impl Metrics {
             tcp_close: Family::default(),
             tcp_read: Family::default(),
             tcp_write: Family::default(),
+            http_deny: Family::default(),
+            tcp_deny: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -124,6 +172,16 @@ impl Metrics {
             counter_name(names::TCP_WRITE_BYTES_TOTAL),
             "Bytes written to the connecting peer",
             m.tcp_write.clone(),
+        );
+        registry.register(
+            counter_name(names::INBOUND_HTTP_AUTHZ_DENY_TOTAL),
+            "Inbound HTTP requests refused by access policy (403), by reason",
+            m.http_deny.clone(),
+        );
+        registry.register(
+            counter_name(names::INBOUND_TCP_AUTHZ_DENY_TOTAL),
+            "Inbound TCP connections refused by access policy (closed), by reason",
+            m.tcp_deny.clone(),
         );
         Self { registry, ..m }
     }
@@ -164,6 +222,16 @@ impl Metrics {
         self.tcp_close.get_or_create(labels).inc();
     }
 
+    /// Counts an inbound HTTP request refused by access policy.
+    pub fn http_deny(&self, labels: &DenyLabels) {
+        self.http_deny.get_or_create(labels).inc();
+    }
+
+    /// Counts an inbound TCP connection refused by access policy.
+    pub fn tcp_deny(&self, labels: &DenyLabels) {
+        self.tcp_deny.get_or_create(labels).inc();
+    }
+
     /// The metrics in the Prometheus/OpenMetrics text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -186,6 +254,7 @@ mod tests {
             dst_service: "web".into(),
             route: String::new(),
             tls: names::TLS_NO_IDENTITY,
+            peer_id: PeerId::None,
         };
         m.request(&l);
         m.response(l, 503, std::time::Duration::from_millis(3));
@@ -203,5 +272,51 @@ mod tests {
             assert!(text.contains(needle), "{needle} missing in\n{text}");
         }
         assert!(!text.contains("pod="), "{text}");
+        assert!(!text.contains("client_id"), "no identity, no label: {text}");
+    }
+
+    #[test]
+    fn identities_and_deny_reasons_are_labels() {
+        let m = Metrics::new(&[]);
+        let client = PeerId::Client("spiffe://cluster.local/ns/shop/sa/web".into());
+        let l = RequestLabels {
+            direction: names::DIRECTION_INBOUND,
+            dst_namespace: String::new(),
+            dst_service: String::new(),
+            route: String::new(),
+            tls: "true",
+            peer_id: client.clone(),
+        };
+        m.request(&l);
+        m.response(l, 403, std::time::Duration::from_millis(1));
+        let deny = DenyLabels {
+            reason: names::DENY_REASONS[0],
+            tls: "true",
+            peer_id: client,
+        };
+        m.http_deny(&deny);
+        m.http_deny(&deny);
+        m.tcp_deny(&DenyLabels {
+            reason: names::DENY_REASONS[2],
+            tls: names::TLS_NO_IDENTITY,
+            peer_id: PeerId::None,
+        });
+        m.tcp_open(&TcpLabels {
+            direction: names::DIRECTION_OUTBOUND,
+            dst_namespace: "shop".into(),
+            dst_service: "db".into(),
+            tls: "true",
+            peer_id: PeerId::Server("spiffe://cluster.local/ns/shop/sa/db".into()),
+        });
+        let text = m.encode();
+        for needle in [
+            r#"request_total{direction="inbound",dst_namespace="",dst_service="",route="",tls="true",client_id="spiffe://cluster.local/ns/shop/sa/web"} 1"#,
+            r#"status_code="403""#,
+            r#"inbound_http_authz_deny_total{reason="unauthorized_source",tls="true",client_id="spiffe://cluster.local/ns/shop/sa/web"} 2"#,
+            r#"inbound_tcp_authz_deny_total{reason="tls_required",tls="no_identity"} 1"#,
+            r#"tcp_open_total{direction="outbound",dst_namespace="shop",dst_service="db",tls="true",server_id="spiffe://cluster.local/ns/shop/sa/db"} 1"#,
+        ] {
+            assert!(text.contains(needle), "{needle} missing in\n{text}");
+        }
     }
 }

@@ -68,6 +68,7 @@ async fn handle(
         dst_service: svc.name.clone(),
         route: route.name.clone(),
         tls: names::TLS_NO_IDENTITY,
+        peer_id: crate::metrics::PeerId::None,
     };
     ctx.metrics.request(&labels);
     let forward = Forward {
@@ -131,6 +132,7 @@ async fn passthrough(
         dst_service: String::new(),
         route: String::new(),
         tls: names::TLS_NO_IDENTITY,
+        peer_id: crate::metrics::PeerId::None,
     };
     ctx.metrics.request(&labels);
     let rsp = forward

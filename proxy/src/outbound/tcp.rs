@@ -22,6 +22,7 @@ pub async fn forward<I: Io>(ctx: &Ctx, io: I, dst: Option<SocketAddr>) {
                 dst_namespace: svc.namespace.clone(),
                 dst_service: svc.name.clone(),
                 tls: names::TLS_NO_IDENTITY,
+                peer_id: crate::metrics::PeerId::None,
             };
             crate::tcp::forward(ctx, io, table.endpoints(backend), &svc.outlier, labels).await;
         }
@@ -42,6 +43,7 @@ pub async fn forward<I: Io>(ctx: &Ctx, io: I, dst: Option<SocketAddr>) {
                 dst_namespace: String::new(),
                 dst_service: String::new(),
                 tls: names::TLS_NO_IDENTITY,
+                peer_id: crate::metrics::PeerId::None,
             };
             crate::tcp::forward(ctx, io, &endpoints, &OutlierPolicy::default(), labels).await;
         }

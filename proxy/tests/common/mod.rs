@@ -204,10 +204,15 @@ pub fn service(name: &str, ip: &str, endpoints: &[SocketAddr]) -> Service {
     }
 }
 
+/// A config routing to `services`; inbound is permissive because these
+/// tests are about forwarding (access control: `authz_matrix.rs`).
 pub fn config(services: Vec<Service>) -> ProxyConfig {
     ProxyConfig {
         outbound: OutboundConfig { services },
-        inbound: InboundConfig::default(),
+        inbound: InboundConfig {
+            permissive: true,
+            ..Default::default()
+        },
         identity: Default::default(),
     }
 }
