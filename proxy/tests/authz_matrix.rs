@@ -200,6 +200,15 @@ async fn tcp_echoes(addr: SocketAddr) -> bool {
     )
 }
 
+/// (client, method, path, headers, expected: `200` or the deny reason)
+type HttpRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+);
+
 /// One row of the matrix.
 struct Row {
     client: String,
@@ -269,8 +278,7 @@ async fn smi_authorization_matrix() {
 
     const UA_IPHONE: (&str, &str) = ("user-agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)");
     const UA_ANDROID: (&str, &str) = ("user-agent", "Mozilla/5.0 (Linux; Android 14)");
-    // (client, method, path, headers, expected: 200 or the deny reason)
-    let http_rows: Vec<(&str, &str, &str, Vec<(&str, &str)>, &str)> = vec![
+    let http_rows: Vec<HttpRow> = vec![
         ("website-service", "GET", "/api", vec![], "200"),
         ("website-service", "DELETE", "/api", vec![], "200"),
         ("payments-service", "POST", "/api", vec![], "200"),
