@@ -109,6 +109,7 @@ fn main() {
                 namespace: ns,
                 service_account: "svc-0".into(),
                 ports: vec![8080],
+                probes: vec![],
             };
             let inbound = serde_json::to_vec(&computed.inbound_for(&workload)).unwrap();
             size = outbound.len() + inbound.len();

@@ -64,4 +64,8 @@ pub mod reason {
     pub const DESTINATION_NOT_FOUND: &str = "DestinationServiceAccountNotFound";
     /// A target allows nothing (no usable source or rule).
     pub const NOTHING_ALLOWED: &str = "NothingAllowed";
+    /// A target's destination is in another namespace than the target.
+    pub const CROSS_NAMESPACE_DESTINATION: &str = "CrossNamespaceDestination";
+    /// A namespace's `meshlet.dev/default-policy` is neither `deny` nor `permissive`.
+    pub const INVALID_DEFAULT_POLICY: &str = "InvalidDefaultPolicy";
 }

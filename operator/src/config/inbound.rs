@@ -71,6 +71,17 @@ fn destination(
         return None;
     }
     let namespace = subject_namespace(tt, d);
+    let own = tt.metadata.namespace.as_deref().unwrap_or_default();
+    if namespace != own {
+        // A TrafficTarget may only open its own namespace's workloads (the
+        // webhook refuses others; this holds when it was bypassed).
+        findings.push(finding(
+            tt,
+            reason::CROSS_NAMESPACE_DESTINATION,
+            format!("spec.destination.namespace: {namespace:?} differs from the TrafficTarget's namespace {own:?}; it allows nothing"),
+        ));
+        return None;
+    }
     if !index
         .service_accounts
         .contains(&(namespace, d.name.as_str()))

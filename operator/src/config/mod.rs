@@ -4,6 +4,7 @@
 //! policies, the misconfigurations found); [`Computed::proxy_config`] then
 //! assembles one proxy's [`ProxyConfig`] from it.
 
+pub mod default_policy;
 pub mod findings;
 pub mod inbound;
 pub mod index;
@@ -31,7 +32,8 @@ pub struct MeshSettings {
     pub trust_domain: String,
     /// DNS suffix of the cluster (`cluster.local`), for service authorities.
     pub cluster_domain: String,
-    /// Allow callers no TrafficTarget allows.
+    /// Allow callers no TrafficTarget allows (the install default; a
+    /// namespace annotation overrides it).
     pub permissive: bool,
 }
 
@@ -53,6 +55,9 @@ pub struct Computed {
     pub services: Vec<Service>,
     /// Inbound policies by destination (namespace, ServiceAccount), sorted by name.
     pub policies: HashMap<(String, String), Vec<InboundPolicy>>,
+    /// Namespaces whose `meshlet.dev/default-policy` annotation overrides
+    /// [`MeshSettings::permissive`], mapped to whether they are permissive.
+    pub namespace_permissive: HashMap<String, bool>,
     /// Misconfigurations found, sorted and deduplicated.
     pub findings: Vec<Finding>,
     /// Settings used.
@@ -66,11 +71,16 @@ impl Computed {
         let mut findings = Vec::new();
         let services = outbound::services(&index, settings, &mut findings);
         let policies = inbound::policies(&index, settings, &mut findings);
+        let namespace_permissive = default_policy::namespace_overrides(
+            state.namespaces.iter().map(|n| n.as_ref()),
+            &mut findings,
+        );
         findings.sort();
         findings.dedup();
         Computed {
             services,
             policies,
+            namespace_permissive,
             findings,
             settings: settings.clone(),
         }
@@ -97,15 +107,23 @@ impl Computed {
     pub fn inbound_for(&self, workload: &Workload) -> InboundConfig {
         InboundConfig {
             ports: workload.inbound_ports(),
-            permissive: self.settings.permissive,
+            permissive: self.permissive(&workload.namespace),
             policies: self
                 .policies
                 .get(&(workload.namespace.clone(), workload.service_account.clone()))
                 .cloned()
                 .unwrap_or_default(),
-            // Filled from the pod's httpGet probes (kubelet under default deny).
-            probes: Vec::new(),
+            probes: workload.probe_routes(),
         }
+    }
+
+    /// Whether pods in `namespace` allow every client: the namespace's
+    /// annotation if valid, else the install default.
+    pub fn permissive(&self, namespace: &str) -> bool {
+        self.namespace_permissive
+            .get(namespace)
+            .copied()
+            .unwrap_or(self.settings.permissive)
     }
 
     /// The whole config of a proxy serving `workload`.

@@ -523,3 +523,250 @@ fn result_does_not_depend_on_cache_order() {
     let b = serde_json::to_string(&compute(&state).proxy_config(&workload)).unwrap();
     assert_eq!(a, b);
 }
+
+/// A pod whose app container has the three kinds of probe, in their
+/// different spellings; the kubelet's plain-HTTP GETs become probe routes.
+#[test]
+fn kubelet_http_probes_become_probe_routes() {
+    use k8s_openapi::api::core::v1::{ContainerPort, ExecAction, HTTPGetAction, Probe};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    use meshlet_crds::contract::config::ProbeRoute;
+
+    let get = |port: IntOrString, path: Option<&str>| Probe {
+        http_get: Some(HTTPGetAction {
+            port,
+            path: path.map(Into::into),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut p = pod(NS, "v1-a", "web", true, &[8080]);
+    let app = &mut p.spec.as_mut().unwrap().containers[0];
+    app.ports.as_mut().unwrap().push(ContainerPort {
+        name: Some("admin".into()),
+        container_port: 9901,
+        ..Default::default()
+    });
+    app.liveness_probe = Some(get(IntOrString::Int(8080), Some("/healthz?verbose=1")));
+    app.readiness_probe = Some(get(IntOrString::String("admin".into()), None));
+    let mut elsewhere = get(IntOrString::Int(8080), Some("/elsewhere"));
+    elsewhere.http_get.as_mut().unwrap().host = Some("10.0.0.1".into());
+    app.startup_probe = Some(elsewhere);
+    let mut sidecar = app.clone();
+    sidecar.name = "sidecar".into();
+    sidecar.liveness_probe = Some(get(IntOrString::String("nope".into()), Some("/x")));
+    let mut https = get(IntOrString::Int(8443), Some("/tls"));
+    https.http_get.as_mut().unwrap().scheme = Some("HTTPS".into());
+    sidecar.readiness_probe = Some(https);
+    sidecar.startup_probe = Some(Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["true".into()]),
+        }),
+        ..Default::default()
+    });
+    p.spec.as_mut().unwrap().containers.push(sidecar);
+    // What the operator's pod cache keeps is enough.
+    crate::state::stores::trim_pod(&mut p);
+    let workload = Workload::of_pod(&p);
+    let probes = compute(&base()).inbound_for(&workload).probes;
+    assert_eq!(
+        probes,
+        [
+            ProbeRoute {
+                port: 8080,
+                path: "/healthz".into()
+            },
+            ProbeRoute {
+                port: 9901,
+                path: "/".into()
+            },
+        ],
+        "sorted; query dropped; named port resolved; empty path is /; host, \
+         HTTPS, unknown port names and exec probes skipped; duplicates merged"
+    );
+}
+
+#[test]
+fn namespace_annotation_overrides_the_install_default() {
+    use k8s_openapi::api::core::v1::Namespace;
+    use meshlet_crds::contract::annotations::DEFAULT_POLICY;
+
+    let namespace = |name: &str, policy: Option<&str>| {
+        let mut ns = Namespace::default();
+        ns.metadata.name = Some(name.into());
+        ns.metadata.uid = Some(format!("uid-{name}"));
+        if let Some(p) = policy {
+            ns.metadata.annotations = Some([(DEFAULT_POLICY.to_string(), p.to_string())].into());
+        }
+        Arc::new(ns)
+    };
+    let mut state = base();
+    state.namespaces = vec![
+        namespace("open", Some("permissive")),
+        namespace("strict", Some("deny")),
+        namespace("typo", Some("allow")),
+        namespace("plain", None),
+    ];
+    let in_ns = |ns: &str| Workload {
+        namespace: ns.into(),
+        ..Workload::of_pod(&pod(ns, "p", "web", true, &[80]))
+    };
+    for install_permissive in [false, true] {
+        let c = Computed::new(
+            &state,
+            &MeshSettings {
+                permissive: install_permissive,
+                ..Default::default()
+            },
+        );
+        assert!(c.inbound_for(&in_ns("open")).permissive);
+        assert!(!c.inbound_for(&in_ns("strict")).permissive);
+        assert_eq!(c.inbound_for(&in_ns("typo")).permissive, install_permissive);
+        assert_eq!(
+            c.inbound_for(&in_ns("plain")).permissive,
+            install_permissive
+        );
+        assert_eq!(
+            c.inbound_for(&in_ns("no-such-namespace")).permissive,
+            install_permissive
+        );
+        assert_eq!(reasons(&c), [reason::INVALID_DEFAULT_POLICY]);
+        let f = &c.findings[0];
+        assert_eq!(
+            (
+                f.object.kind.as_str(),
+                f.object.name.as_str(),
+                f.object.namespace.as_str()
+            ),
+            ("Namespace", "typo", "typo")
+        );
+        assert!(
+            f.message.contains("meshlet.dev/default-policy") && f.message.contains("\"allow\""),
+            "{}",
+            f.message
+        );
+    }
+}
+
+/// SMI: sources may be ServiceAccounts of any namespace (an empty namespace
+/// means the TrafficTarget's), but a TrafficTarget only opens workloads of
+/// its own namespace.
+#[test]
+fn sources_may_be_elsewhere_but_the_destination_is_home() {
+    let mut state = base();
+    state.http_route_groups.push(Arc::new(http_route_group(
+        NS,
+        "routes",
+        &[("all", HttpMethod::Any, ".*")],
+    )));
+    let mut same_ns_source = subject(NS, "client");
+    same_ns_source.namespace = None;
+    state.traffic_targets.push(Arc::new(traffic_target(
+        NS,
+        "from-anywhere",
+        "web",
+        vec![same_ns_source, subject("monitoring", "prometheus")],
+        vec![http_rule("routes", &[])],
+    )));
+    let mut sneaky = traffic_target(
+        NS,
+        "into-other-namespace",
+        "web",
+        vec![subject(NS, "client")],
+        vec![http_rule("routes", &[])],
+    );
+    sneaky.spec.destination.namespace = Some("payments".into());
+    state.traffic_targets.push(Arc::new(sneaky));
+    state
+        .service_accounts
+        .push(Arc::new(service_account("payments", "web")));
+    let c = compute(&state);
+    let home = c.inbound_for(&Workload::of_pod(&pod(NS, "p", "web", true, &[80])));
+    assert_eq!(home.policies.len(), 1);
+    assert_eq!(
+        home.policies[0].sources,
+        [
+            "spiffe://cluster.local/ns/monitoring/sa/prometheus",
+            "spiffe://cluster.local/ns/shop/sa/client"
+        ]
+    );
+    let other = c.inbound_for(&Workload::of_pod(&pod("payments", "p", "web", true, &[80])));
+    assert!(other.policies.is_empty(), "{:?}", other.policies);
+    assert_eq!(reasons(&c), [reason::CROSS_NAMESPACE_DESTINATION]);
+}
+
+/// The SMI traffic-access example resolves to the grants the proxy's
+/// authorization matrix (proxy/tests/authz_matrix.rs) is built on.
+#[test]
+fn smi_access_example_resolves_to_the_matrix_policies() {
+    let mut state = base();
+    state.http_route_groups.push(Arc::new(http_route_group(
+        NS,
+        "api-service-routes",
+        &[
+            ("api", HttpMethod::Any, "/api"),
+            ("metrics", HttpMethod::Get, "/metrics"),
+        ],
+    )));
+    state.traffic_targets.push(Arc::new(traffic_target(
+        NS,
+        "api-service-metrics",
+        "api-service",
+        vec![subject("monitoring", "prometheus")],
+        vec![http_rule("api-service-routes", &["metrics"])],
+    )));
+    state.traffic_targets.push(Arc::new(traffic_target(
+        NS,
+        "api-service-api",
+        "api-service",
+        vec![
+            subject(NS, "website-service"),
+            subject(NS, "payments-service"),
+        ],
+        vec![http_rule("api-service-routes", &["api"])],
+    )));
+    state
+        .service_accounts
+        .push(Arc::new(service_account(NS, "api-service")));
+    let c = compute(&state);
+    let inbound = c.inbound_for(&Workload::of_pod(&pod(
+        NS,
+        "a",
+        "api-service",
+        true,
+        &[8080],
+    )));
+    let got: Vec<_> = inbound
+        .policies
+        .iter()
+        .map(|p| {
+            (
+                p.name.as_str(),
+                p.sources.clone(),
+                p.http
+                    .iter()
+                    .map(|m| (m.path_regex.clone().unwrap(), m.methods.clone()))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "api-service-api",
+                vec![
+                    "spiffe://cluster.local/ns/shop/sa/payments-service".to_string(),
+                    "spiffe://cluster.local/ns/shop/sa/website-service".to_string()
+                ],
+                vec![("/api".to_string(), vec!["*".to_string()])]
+            ),
+            (
+                "api-service-metrics",
+                vec!["spiffe://cluster.local/ns/monitoring/sa/prometheus".to_string()],
+                vec![("/metrics".to_string(), vec!["GET".to_string()])]
+            ),
+        ]
+    );
+    assert!(c.findings.is_empty(), "{:?}", c.findings);
+}

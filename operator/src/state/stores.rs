@@ -91,6 +91,10 @@ pub fn trim_pod(pod: &mut Pod) {
             .map(|c| k8s_openapi::api::core::v1::Container {
                 name: c.name,
                 ports: c.ports,
+                // httpGet probes become the proxy's probe routes.
+                liveness_probe: c.liveness_probe.and_then(http_get_only),
+                readiness_probe: c.readiness_probe.and_then(http_get_only),
+                startup_probe: c.startup_probe.and_then(http_get_only),
                 ..Default::default()
             })
             .collect();
@@ -101,6 +105,19 @@ pub fn trim_pod(pod: &mut Pod) {
         };
     }
     pod.status = None;
+}
+
+/// A probe's `httpGet` action alone (what the inbound config needs).
+fn http_get_only(
+    p: k8s_openapi::api::core::v1::Probe,
+) -> Option<k8s_openapi::api::core::v1::Probe> {
+    p.http_get.map(|get| k8s_openapi::api::core::v1::Probe {
+        http_get: Some(k8s_openapi::api::core::v1::HTTPGetAction {
+            http_headers: None,
+            ..get
+        }),
+        ..Default::default()
+    })
 }
 
 fn strip_managed_fields<K: Resource>(o: &mut K) {

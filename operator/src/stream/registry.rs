@@ -246,6 +246,7 @@ mod tests {
             namespace: namespace.into(),
             service_account: sa.into(),
             ports: vec![8080],
+            probes: vec![],
         }
     }
 
