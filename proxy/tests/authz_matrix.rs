@@ -56,6 +56,7 @@ fn smi_config(http_port: u16, tcp_port: u16, tcp_other: u16, permissive: bool) -
             sources: sources.to_vec(),
             http,
             tcp_ports: tcp,
+            ports: vec![],
         };
     let website = id("default", "website-service");
     let payments = id("default", "payments-service");
@@ -119,6 +120,17 @@ fn smi_config(http_port: u16, tcp_port: u16, tcp_other: u16, permissive: bool) -
                 ),
                 // A TCPRoute with `ports: []`: every port, HTTP included.
                 policy("ops-all-ports", &[admin], vec![], vec![]),
+                // A v1alpha2 TrafficTarget with `destination.port` (the
+                // HTTP port) and the `everything` match.
+                InboundPolicy {
+                    ports: vec![http_port],
+                    ..policy(
+                        "legacy-port-bound",
+                        &[id("default", "legacy")],
+                        vec![m("everything", Some(".*"), &["*"], &[])],
+                        vec![],
+                    )
+                },
             ],
             probes: vec![ProbeRoute {
                 port: http_port,
@@ -246,13 +258,14 @@ async fn smi_authorization_matrix() {
     let proxy = start_proxy(cfg, None, Some(app.addr.port())).await;
     let ctx = proxy.ctx().clone();
 
-    let clients: [(&str, Peer); 7] = [
+    let clients: [(&str, Peer); 8] = [
         ("plaintext", Peer::Plaintext),
         ("website-service", mtls("default", "website-service")),
         ("payments-service", mtls("default", "payments-service")),
         ("monitoring/prometheus", mtls("monitoring", "prometheus")),
         ("mobile-bff", mtls("default", "mobile-bff")),
         ("ops/admin", mtls("ops", "admin")),
+        ("legacy", mtls("default", "legacy")),
         ("stranger", mtls("default", "stranger")),
     ];
     let mut http_addr = BTreeMap::new();
@@ -371,6 +384,7 @@ async fn smi_authorization_matrix() {
             "no_matching_rule",
         ),
         ("ops/admin", "DELETE", "/anything", vec![], "200"),
+        ("legacy", "POST", "/anything", vec![], "200"),
         ("stranger", "GET", "/api", vec![], "unauthorized_source"),
         ("stranger", "GET", "/metrics", vec![], "unauthorized_source"),
         ("plaintext", "GET", "/api", vec![], "tls_required"),
@@ -436,6 +450,7 @@ async fn smi_authorization_matrix() {
         ("monitoring/prometheus", true, "closed"),
         ("ops/admin", true, "open"),
         ("ops/admin", false, "open"),
+        ("legacy", true, "closed"),
         ("stranger", true, "closed"),
         ("plaintext", true, "closed"),
     ];

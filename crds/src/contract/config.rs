@@ -332,8 +332,12 @@ pub struct InboundPolicy {
     pub sources: Vec<String>,
     /// Allowed HTTP requests; empty with empty `tcpPorts` allows everything.
     pub http: Vec<HttpMatch>,
-    /// Allowed TCP ports (TCPRoute); any port when empty.
+    /// Allowed TCP ports (TCPRoute), for TCP connections and any HTTP on
+    /// them; empty with empty `http` allows everything.
     pub tcp_ports: Vec<u16>,
+    /// Destination ports the whole grant is limited to (TrafficTarget
+    /// v1alpha1/v1alpha2 `destination.port`); every port when empty.
+    pub ports: Vec<u16>,
 }
 
 impl ProxyConfig {

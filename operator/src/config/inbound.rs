@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use kube::ResourceExt;
 use meshlet_crds::access::v1alpha3::{IdentityBindingSubject, RuleKind, TrafficTarget};
+use meshlet_crds::contract::annotations::CONVERSION_DATA;
 use meshlet_crds::contract::config::{HttpMatch, InboundPolicy};
 use meshlet_crds::contract::identity::SpiffeId;
 
@@ -98,6 +99,28 @@ fn destination(
     Some((namespace.to_string(), d.name.clone()))
 }
 
+/// The `destination.port` of a TrafficTarget written as v1alpha1 or
+/// v1alpha2. The stored (v1alpha3) object has no place for it, so version
+/// conversion keeps it in the conversion-data annotation; SMI limits the
+/// target to that port, so it limits the grant. Ignored once the annotation
+/// no longer describes the object (it was edited in v1alpha3 since).
+pub fn legacy_destination_port(tt: &TrafficTarget) -> Option<u16> {
+    let stored: serde_json::Value =
+        serde_json::from_str(tt.annotations().get(CONVERSION_DATA)?).ok()?;
+    let pointer = match stored.get("apiVersion")?.as_str()?.rsplit('/').next()? {
+        "v1alpha1" => "/destination/port",
+        "v1alpha2" => "/spec/destination/port",
+        _ => return None,
+    };
+    let port = u16::try_from(stored.pointer(pointer)?.as_u64()?).ok()?;
+    let mut object = stored.clone();
+    object["kind"] = "TrafficTarget".into();
+    object["metadata"] = serde_json::json!({});
+    let hub = meshlet_crds::conversion::to_hub_value(&object).ok()?;
+    let current = serde_json::to_value(&tt.spec).ok()?;
+    (hub.get("spec") == Some(&current)).then_some(port)
+}
+
 /// The policies one TrafficTarget grants: one for its HTTP rules, one for
 /// its TCP rules (kept apart so an HTTP-only target never opens TCP ports).
 fn resolve(
@@ -179,6 +202,7 @@ fn resolve(
             }
         }
     }
+    let ports: Vec<u16> = legacy_destination_port(tt).into_iter().collect();
     let mut policies = Vec::new();
     if !sources.is_empty() && !http.is_empty() {
         policies.push(InboundPolicy {
@@ -186,9 +210,10 @@ fn resolve(
             sources: sources.iter().cloned().collect(),
             http,
             tcp_ports: Vec::new(),
+            ports: ports.clone(),
         });
     }
-    if let (false, Some(ports)) = (sources.is_empty(), tcp) {
+    if let (false, Some(tcp_ports)) = (sources.is_empty(), tcp) {
         policies.push(InboundPolicy {
             name: tt.name_any(),
             sources: sources.iter().cloned().collect(),
@@ -197,8 +222,9 @@ fn resolve(
             tcp_ports: if tcp_all {
                 Vec::new()
             } else {
-                ports.into_iter().collect()
+                tcp_ports.into_iter().collect()
             },
+            ports,
         });
     }
     if policies.is_empty() {

@@ -770,3 +770,43 @@ fn smi_access_example_resolves_to_the_matrix_policies() {
     );
     assert!(c.findings.is_empty(), "{:?}", c.findings);
 }
+
+/// A v1alpha2 TrafficTarget's `destination.port` survives conversion to
+/// the stored version only in the conversion-data annotation; it still
+/// limits the grant, until the object is edited in v1alpha3.
+#[test]
+fn a_v1alpha2_destination_port_limits_the_grant() {
+    use meshlet_crds::access::v1alpha3::TrafficTarget;
+
+    let written = serde_json::json!({
+        "apiVersion": "access.smi-spec.io/v1alpha2",
+        "kind": "TrafficTarget",
+        "metadata": {"name": "legacy", "namespace": NS},
+        "spec": {
+            "destination": {"kind": "ServiceAccount", "name": "web", "namespace": NS, "port": 8080},
+            "rules": [{"kind": "HTTPRouteGroup", "name": "routes"}],
+            "sources": [{"kind": "ServiceAccount", "name": "client", "namespace": NS}]
+        }
+    });
+    let stored =
+        meshlet_crds::conversion::convert(&written, "access.smi-spec.io/v1alpha3").unwrap();
+    let stored: TrafficTarget = serde_json::from_value(stored).unwrap();
+    let mut state = base();
+    state.http_route_groups.push(Arc::new(http_route_group(
+        NS,
+        "routes",
+        &[("all", HttpMethod::Any, ".*")],
+    )));
+    state.traffic_targets.push(Arc::new(stored.clone()));
+    let workload = Workload::of_pod(&pod(NS, "p", "web", true, &[8080, 9090]));
+    let policies = compute(&state).inbound_for(&workload).policies;
+    assert_eq!(policies.len(), 1);
+    assert_eq!(policies[0].ports, [8080]);
+
+    // Edited in v1alpha3 since: the annotation is stale and ignored.
+    let mut edited = stored;
+    edited.spec.sources.push(subject(NS, "batch"));
+    state.traffic_targets = vec![Arc::new(edited)];
+    let policies = compute(&state).inbound_for(&workload).policies;
+    assert!(policies[0].ports.is_empty(), "{policies:?}");
+}

@@ -211,30 +211,43 @@ mod tests {
                     sources: vec![id("website-service"), id("payments-service")],
                     http: vec![api],
                     tcp_ports: vec![],
+                    ports: vec![],
                 },
                 Policy {
                     name: "api-service-metrics".into(),
                     sources: vec![id("prometheus")],
                     http: vec![metrics],
                     tcp_ports: vec![],
+                    ports: vec![],
                 },
                 Policy {
                     name: "insiders".into(),
                     sources: vec![id("mobile-bff")],
                     http: vec![android],
                     tcp_ports: vec![],
+                    ports: vec![],
                 },
                 Policy {
                     name: "mysql".into(),
                     sources: vec![id("website-service")],
                     http: vec![],
                     tcp_ports: vec![3306],
+                    ports: vec![],
+                },
+                // A v1alpha2 target with `destination.port: 9090`.
+                Policy {
+                    name: "on-9090".into(),
+                    sources: vec![id("port-bound")],
+                    http: vec![],
+                    tcp_ports: vec![],
+                    ports: vec![9090],
                 },
                 Policy {
                     name: "all-ports".into(),
                     sources: vec![id("admin")],
                     http: vec![],
                     tcp_ports: vec![],
+                    ports: vec![],
                 },
             ],
             probes: vec![ProbeRoute {
@@ -390,6 +403,20 @@ mod tests {
         assert_eq!(tcp(&Peer::Plaintext, 3306), Some(DenyReason::TlsRequired));
         // The all-ports grant covers HTTP too.
         assert!(http(&p, &mtls("admin"), "DELETE", "/anything", &[]).is_ok());
+    }
+
+    #[test]
+    fn a_destination_port_limits_the_whole_grant() {
+        let p = smi_example(false);
+        let peer = mtls("port-bound");
+        let tcp = |port| matches!(decide(&p, &peer, port, Traffic::Tcp), Decision::Allow(_));
+        assert!(tcp(9090));
+        assert!(!tcp(8080));
+        // `http` (port 8080 in this helper) is outside the grant's port.
+        assert_eq!(
+            reason(http(&p, &peer, "GET", "/", &[])),
+            Some(DenyReason::NoMatchingRule)
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct CompiledTarget {
     pub http: Vec<CompiledMatch>,
     /// TCP ports allowed.
     pub tcp_ports: Vec<u16>,
+    /// Destination ports the whole grant is limited to; all when empty.
+    pub ports: Vec<u16>,
 }
 
 impl CompiledTarget {
@@ -46,15 +48,21 @@ impl CompiledTarget {
         self.http.is_empty() && self.tcp_ports.is_empty()
     }
 
+    /// Whether the grant applies to destination `port` at all.
+    fn on_port(&self, port: u16) -> bool {
+        self.ports.is_empty() || self.ports.contains(&port)
+    }
+
     /// Whether a raw TCP connection to `port` is allowed (sources aside).
     pub fn allows_connection(&self, port: u16) -> bool {
-        self.allows_everything() || self.tcp_ports.contains(&port)
+        self.on_port(port) && (self.allows_everything() || self.tcp_ports.contains(&port))
     }
 
     /// Whether an HTTP request to `port` is allowed (sources aside). A TCP
     /// grant for the port covers HTTP on it too: it carries the same bytes.
     pub fn allows_request(&self, port: u16, req: &RequestView<'_>) -> bool {
-        self.allows_connection(port) || self.http.iter().any(|m| m.matches(req))
+        self.allows_connection(port)
+            || (self.on_port(port) && self.http.iter().any(|m| m.matches(req)))
     }
 }
 
@@ -87,6 +95,7 @@ impl InboundPolicy {
                     sources,
                     http,
                     tcp_ports: p.tcp_ports.clone(),
+                    ports: p.ports.clone(),
                 })
             })
             .collect::<Result<_, String>>()?;
