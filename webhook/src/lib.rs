@@ -10,4 +10,5 @@ pub mod register;
 pub mod review;
 pub mod run;
 pub mod server;
+pub mod trust_anchors;
 pub mod validate;

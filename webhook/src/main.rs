@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
-use meshlet_crds::contract::{install, ports};
+use meshlet_crds::contract::{identity, install, ports};
 use meshlet_webhook::inject::{InjectorSettings, ProxyResources};
 use meshlet_webhook::register::{Endpoint, Registration};
 use meshlet_webhook::run::{self, CertSource, Config};
@@ -22,6 +22,13 @@ enum NativeSidecar {
     True,
     /// Never: a regular container placed first.
     False,
+}
+
+/// A trust domain as SPIFFE IDs need it.
+fn parse_trust_domain(s: &str) -> Result<String, String> {
+    identity::SpiffeId::new(s, "ns", "sa")
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Meshlet's admission webhooks: sidecar injection, SMI validation and SMI
@@ -38,6 +45,10 @@ struct Args {
     /// Proxy image injected into pods.
     #[arg(long, env = "MESHLET_PROXY_IMAGE", default_value = concat!("meshlet/proxy:", env!("CARGO_PKG_VERSION")))]
     proxy_image: String,
+    /// Image of the init step that installs the traffic redirect
+    /// (`meshlet-proxy init`; needs `iptables`). The proxy image when unset.
+    #[arg(long, env = "MESHLET_INIT_IMAGE")]
+    init_image: Option<String>,
     /// Proxy version recorded on injected pods.
     #[arg(long, env = "MESHLET_PROXY_VERSION", default_value = env!("CARGO_PKG_VERSION"))]
     proxy_version: String,
@@ -50,6 +61,9 @@ struct Args {
     /// Native sidecar injection.
     #[arg(long, env = "MESHLET_NATIVE_SIDECAR", value_enum, default_value_t = NativeSidecar::Auto)]
     native_sidecar: NativeSidecar,
+    /// Trust domain of workload identities (the operator's must match).
+    #[arg(long, env = "MESHLET_TRUST_DOMAIN", default_value = identity::DEFAULT_TRUST_DOMAIN, value_parser = parse_trust_domain)]
+    trust_domain: String,
     /// Default proxy log level.
     #[arg(long, env = "MESHLET_PROXY_LOG_LEVEL", default_value = "info")]
     proxy_log_level: String,
@@ -133,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let settings = InjectorSettings {
         proxy_image: args.proxy_image,
+        init_image: args.init_image,
         proxy_version: args.proxy_version,
         image_pull_policy: args.image_pull_policy,
         mesh_namespace: args.namespace.clone(),
@@ -152,6 +167,8 @@ async fn main() -> anyhow::Result<()> {
             cpu_limit: args.proxy_cpu_limit,
             memory_limit: Some(args.proxy_memory_limit),
         },
+        trust_domain: args.trust_domain,
+        trust_anchors_pem: String::new(),
     };
     if args.renew_before_hours >= args.cert_validity_hours {
         bail!("--renew-before-hours must be less than --cert-validity-hours");

@@ -18,7 +18,14 @@ fn encode<T: serde::Serialize>(review: &T) -> Vec<u8> {
 }
 
 /// `/inject`: answers an AdmissionReview for a Pod with the injection patch.
-pub async fn inject(body: &[u8], settings: &InjectorSettings, namespaces: &Namespaces) -> Vec<u8> {
+/// `trust_anchors` is the bundle for the proxy, or why there is none (then
+/// a pod that would be injected is refused with that message).
+pub async fn inject(
+    body: &[u8],
+    settings: &InjectorSettings,
+    trust_anchors: Result<Option<String>, String>,
+    namespaces: &Namespaces,
+) -> Vec<u8> {
     let review: AdmissionReview<Pod> = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
@@ -51,6 +58,17 @@ pub async fn inject(body: &[u8], settings: &InjectorSettings, namespaces: &Names
         .clone()
         .or_else(|| pod.metadata.generate_name.clone().map(|g| format!("{g}*")))
         .unwrap_or_default();
+    let with_anchors;
+    let settings = match &trust_anchors {
+        Ok(Some(pem)) => {
+            with_anchors = InjectorSettings {
+                trust_anchors_pem: pem.clone(),
+                ..settings.clone()
+            };
+            &with_anchors
+        }
+        _ => settings,
+    };
     let response = match inject::decide(pod, &namespace, settings) {
         Ok(Decision::Skip(reason)) => {
             tracing::debug!(
@@ -60,6 +78,11 @@ pub async fn inject(body: &[u8], settings: &InjectorSettings, namespaces: &Names
                 "not injected"
             );
             response
+        }
+        Ok(Decision::Inject(_)) if trust_anchors.is_err() => {
+            let why = trust_anchors.unwrap_err();
+            tracing::warn!(namespace = namespace_name, pod = pod_name, error = %why, "refused");
+            response.deny(why)
         }
         Ok(Decision::Inject(patch)) => {
             tracing::debug!(namespace = namespace_name, pod = pod_name, "injected");

@@ -17,6 +17,7 @@ use crate::inject::InjectorSettings;
 use crate::namespaces::Namespaces;
 use crate::register::{self, Endpoint, Registration};
 use crate::server::{self, App};
+use crate::trust_anchors::TrustAnchors;
 
 /// Where the serving certificate comes from.
 #[derive(Debug, Clone)]
@@ -235,7 +236,8 @@ async fn publish(config: &Config, client: &Client, ca_pem: &str) -> Result<()> {
 /// caBundle (and registers, if asked), then renews in the background.
 pub async fn start(config: Config, client: Client, listener: TcpListener) -> Result<Running> {
     let namespaces = Namespaces::watch(client.clone());
-    start_with(config, client, listener, namespaces).await
+    let anchors = TrustAnchors::watch(client.clone(), &config.settings.mesh_namespace);
+    start_with(config, client, listener, namespaces, anchors).await
 }
 
 /// [`start`] with a given namespace source.
@@ -244,11 +246,12 @@ pub async fn start_with(
     client: Client,
     listener: TcpListener,
     namespaces: Namespaces,
+    trust_anchors: TrustAnchors,
 ) -> Result<Running> {
     let mut certs = Certs::load(&config.certs)?;
     let resolver = SwappableCert::new(certs.current())?;
     let tls = Arc::new(resolver.server_config()?);
-    let app = App::new(config.settings.clone(), namespaces);
+    let app = App::with_trust_anchors(config.settings.clone(), namespaces, trust_anchors);
     let addr = listener.local_addr()?;
     let server = tokio::spawn(server::serve(listener, tls, app.clone()));
     let ca_pem = certs.current().ca_pem.clone();

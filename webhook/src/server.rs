@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::inject::InjectorSettings;
 use crate::namespaces::Namespaces;
 use crate::review;
+use crate::trust_anchors::TrustAnchors;
 
 /// Largest request body accepted (the API server sends at most ~3 MiB objects).
 const MAX_BODY: usize = 8 << 20;
@@ -75,6 +76,8 @@ pub struct App {
     pub settings: InjectorSettings,
     /// Namespace labels and annotations.
     pub namespaces: Namespaces,
+    /// Trust anchors given to injected proxies.
+    pub trust_anchors: TrustAnchors,
     /// `/inject` handling times.
     pub inject_latency: Latencies,
     /// `/validate` handling times.
@@ -84,9 +87,19 @@ pub struct App {
 impl App {
     /// An app with empty latency records.
     pub fn new(settings: InjectorSettings, namespaces: Namespaces) -> Arc<App> {
+        Self::with_trust_anchors(settings, namespaces, TrustAnchors::Fixed(None))
+    }
+
+    /// An app injecting the anchors from `trust_anchors`.
+    pub fn with_trust_anchors(
+        settings: InjectorSettings,
+        namespaces: Namespaces,
+        trust_anchors: TrustAnchors,
+    ) -> Arc<App> {
         Arc::new(App {
             settings,
             namespaces,
+            trust_anchors,
             inject_latency: Latencies::default(),
             validate_latency: Latencies::default(),
         })
@@ -126,7 +139,8 @@ async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Full<By
     };
     let out = match path.as_str() {
         install::INJECT_PATH => {
-            let out = review::inject(&body, &app.settings, &app.namespaces).await;
+            let anchors = app.trust_anchors.current();
+            let out = review::inject(&body, &app.settings, anchors, &app.namespaces).await;
             app.inject_latency.record(started.elapsed());
             out
         }

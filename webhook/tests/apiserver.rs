@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ApiResource, DynamicObject, ObjectMeta, PostParams};
 use kube::{Api, Client};
@@ -122,6 +122,7 @@ async fn start_webhook() -> Result<(run::Running, Fixture)> {
         renew_before: Duration::from_secs(3600),
         check_every: Duration::from_secs(3600),
     };
+    put_trust_anchors(&client, &anchor_pem("meshlet test anchor 1")).await?;
     let running = run::start(config, client.clone(), listener).await?;
     let fixture = Fixture {
         app: running.app.clone(),
@@ -165,6 +166,67 @@ async fn start_webhook() -> Result<(run::Running, Fixture)> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok((running, fixture))
+}
+
+/// A self-signed CA certificate, as the operator's trust anchor would be.
+fn anchor_pem(name: &str) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
+}
+
+/// Creates or replaces the trust anchors ConfigMap the operator would keep.
+async fn put_trust_anchors(client: &Client, pem: &str) -> Result<()> {
+    use meshlet_crds::contract::identity::{TRUST_ANCHORS_CONFIGMAP, TRUST_ANCHORS_KEY};
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some("meshlet-system".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match namespaces.create(&PostParams::default(), &ns).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e).context("creating meshlet-system"),
+    }
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "meshlet-system");
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(TRUST_ANCHORS_CONFIGMAP.into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(TRUST_ANCHORS_KEY.into(), pem.into())])),
+        ..Default::default()
+    };
+    maps.patch(
+        TRUST_ANCHORS_CONFIGMAP,
+        &kube::api::PatchParams::apply("meshlet-test").force(),
+        &kube::api::Patch::Apply(&cm),
+    )
+    .await
+    .context("applying the trust anchors ConfigMap")?;
+    Ok(())
+}
+
+fn proxy_env(pod: &Pod, name: &str) -> Option<String> {
+    pod.spec
+        .as_ref()?
+        .init_containers
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == "meshlet-proxy")?
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)?
+        .value
+        .clone()
 }
 
 async fn injected_namespace(client: &Client, prefix: &str) -> Result<String> {
@@ -294,7 +356,7 @@ async fn pod_in_an_injected_namespace_gets_the_proxy_and_the_init_step() -> Resu
     assert_eq!(spec.containers.len(), 1);
     assert_eq!(spec.containers[0].name, "web");
     assert!(spec.containers[0].readiness_probe.is_some());
-    let annotations = pod.metadata.annotations.unwrap_or_default();
+    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
     assert_eq!(
         annotations.get("meshlet.dev/injected").map(String::as_str),
         Some("true")
@@ -310,7 +372,51 @@ async fn pod_in_an_injected_namespace_gets_the_proxy_and_the_init_step() -> Resu
         .iter()
         .flatten()
         .any(|v| v.name == "meshlet-identity"));
+    let anchors = proxy_env(&pod, "MESHLET_TRUST_ANCHORS").unwrap_or_default();
+    assert!(
+        anchors.contains("-----BEGIN CERTIFICATE-----"),
+        "the proxy gets the trust anchors: {anchors:?}"
+    );
+    assert_eq!(
+        proxy_env(&pod, "MESHLET_TRUST_DOMAIN").as_deref(),
+        Some("cluster.local")
+    );
     Ok(())
+}
+
+#[tokio::test]
+async fn an_edited_trust_anchors_bundle_reaches_new_pods() -> Result<()> {
+    fixture();
+    let env = meshlet_testenv::shared().await?;
+    let client = env.client();
+    let ns = injected_namespace(&client, "anchors").await?;
+    // Rotation step 1: the bundle now holds the old and a new anchor.
+    let first = proxy_env(
+        &create_pod(&client, &ns, "before", BTreeMap::new(), false).await?,
+        "MESHLET_TRUST_ANCHORS",
+    )
+    .context("no anchors on the first pod")?;
+    let bundle = format!("{first}{}", anchor_pem("meshlet test anchor 2"));
+    put_trust_anchors(&client, &bundle).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for attempt in 0.. {
+        let pod = create_pod(
+            &client,
+            &ns,
+            &format!("after-{attempt}"),
+            BTreeMap::new(),
+            false,
+        )
+        .await?;
+        if proxy_env(&pod, "MESHLET_TRUST_ANCHORS").as_deref() == Some(bundle.as_str()) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("new pods never got the edited bundle");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    unreachable!()
 }
 
 #[tokio::test]

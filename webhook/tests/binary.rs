@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::api::{ObjectMeta, PostParams};
 use kube::Api;
 use serde_json::json;
@@ -20,6 +20,37 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Stands for the operator's anchor; the webhook only checks the PEM shape.
+const ANCHOR_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n";
+
+/// Creates meshlet-system and the trust anchors ConfigMap the operator keeps.
+async fn put_trust_anchors(client: &kube::Client) -> Result<()> {
+    use meshlet_crds::contract::identity::{TRUST_ANCHORS_CONFIGMAP, TRUST_ANCHORS_KEY};
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some("meshlet-system".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    namespaces.create(&PostParams::default(), &ns).await?;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "meshlet-system");
+    let cm = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(TRUST_ANCHORS_CONFIGMAP.into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            TRUST_ANCHORS_KEY.to_string(),
+            ANCHOR_PEM.to_string(),
+        )])),
+        ..Default::default()
+    };
+    maps.create(&PostParams::default(), &cm).await?;
+    Ok(())
 }
 
 #[tokio::test]
@@ -68,6 +99,7 @@ async fn binary_registers_itself_and_injects_native_sidecars() -> Result<()> {
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut anchors_created: Option<Instant> = None;
     for attempt in 0.. {
         if let Some(status) = running.0.try_wait()? {
             bail!(
@@ -79,7 +111,23 @@ async fn binary_registers_itself_and_injects_native_sidecars() -> Result<()> {
             "metadata": {"name": format!("p{attempt}")},
             "spec": {"containers": [{"name": "app", "image": "app"}]}
         }))?;
-        let pod = pods.create(&PostParams::default(), &pod).await?;
+        // Without the operator's trust anchors ConfigMap, pods to inject are
+        // refused with a message saying so; once it exists they get proxies.
+        let pod = match pods.create(&PostParams::default(), &pod).await {
+            Ok(pod) => pod,
+            Err(kube::Error::Api(e)) if e.message.contains("no trust anchors") => {
+                // The webhook's watch needs a moment to see a new ConfigMap.
+                if let Some(at) = anchors_created {
+                    assert!(at.elapsed() < Duration::from_secs(10), "still refused: {e}");
+                } else {
+                    put_trust_anchors(&client).await?;
+                    anchors_created = Some(Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let init = pod
             .spec
             .as_ref()
@@ -89,6 +137,16 @@ async fn binary_registers_itself_and_injects_native_sidecars() -> Result<()> {
             assert_eq!(proxy.restart_policy.as_deref(), Some("Always"));
             assert_eq!(proxy.image.as_deref(), Some("meshlet/proxy:bin-test"));
             assert_eq!(init[0].name, "meshlet-init");
+            assert!(
+                anchors_created.is_some(),
+                "a pod was injected before the trust anchors existed"
+            );
+            let anchors = proxy
+                .env
+                .iter()
+                .flatten()
+                .find(|e| e.name == "MESHLET_TRUST_ANCHORS");
+            assert!(anchors.and_then(|e| e.value.as_deref()) == Some(ANCHOR_PEM));
             // SIGTERM ends it cleanly.
             let pid = running.0.id().to_string();
             assert!(Command::new("kill")

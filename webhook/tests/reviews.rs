@@ -81,7 +81,9 @@ fn patch_of(response: &Value) -> Value {
 #[tokio::test]
 async fn inject_answers_with_a_json_patch_and_echoes_the_uid() {
     let body = admission("CREATE", "", "v1", "Pod", "pods", pod(json!({})));
-    let r = response(&review::inject(&body, &InjectorSettings::default(), &namespaces()).await);
+    let r = response(
+        &review::inject(&body, &InjectorSettings::default(), Ok(None), &namespaces()).await,
+    );
     assert_eq!(r["uid"], json!("0b1f3e9a-1111-4000-8000-000000000001"));
     assert_eq!(r["allowed"], json!(true));
     assert_eq!(r["patchType"], json!("JSONPatch"));
@@ -116,11 +118,11 @@ async fn inject_leaves_opted_out_pods_and_other_operations_alone() {
         "pods",
         pod(json!({"meshlet.dev/inject": "disabled"})),
     );
-    let r = response(&review::inject(&body, &settings, &namespaces()).await);
+    let r = response(&review::inject(&body, &settings, Ok(None), &namespaces()).await);
     assert_eq!(r["allowed"], json!(true));
     assert!(r.get("patch").is_none(), "{r}");
     let body = admission("UPDATE", "", "v1", "Pod", "pods", pod(json!({})));
-    let r = response(&review::inject(&body, &settings, &namespaces()).await);
+    let r = response(&review::inject(&body, &settings, Ok(None), &namespaces()).await);
     assert_eq!(r["allowed"], json!(true));
     assert!(r.get("patch").is_none(), "{r}");
 }
@@ -135,7 +137,9 @@ async fn inject_refuses_a_bad_override_naming_it() {
         "pods",
         pod(json!({"meshlet.dev/skip-inbound-ports": "http"})),
     );
-    let r = response(&review::inject(&body, &InjectorSettings::default(), &namespaces()).await);
+    let r = response(
+        &review::inject(&body, &InjectorSettings::default(), Ok(None), &namespaces()).await,
+    );
     assert_eq!(r["allowed"], json!(false));
     let message = r["status"]["message"].as_str().unwrap();
     assert!(
@@ -146,8 +150,15 @@ async fn inject_refuses_a_bad_override_naming_it() {
 
 #[tokio::test]
 async fn garbage_gets_an_answer() {
-    let r =
-        response(&review::inject(b"{not json", &InjectorSettings::default(), &namespaces()).await);
+    let r = response(
+        &review::inject(
+            b"{not json",
+            &InjectorSettings::default(),
+            Ok(None),
+            &namespaces(),
+        )
+        .await,
+    );
     assert_eq!(r["allowed"], json!(false));
     let r = response(&review::validate(b"[]"));
     assert_eq!(r["allowed"], json!(false));
@@ -251,4 +262,36 @@ fn convert_failure_names_the_object() {
         message.contains("\"broken\"") && message.contains("spec.backends[0].weight"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn a_pod_to_inject_is_refused_while_the_trust_anchors_are_missing() {
+    let body = admission("CREATE", "", "v1", "Pod", "pods", pod(json!({})));
+    let why =
+        "meshlet: no trust anchors: ConfigMap meshlet-system/meshlet-trust-anchors".to_string();
+    let r = response(
+        &review::inject(
+            &body,
+            &InjectorSettings::default(),
+            Err(why.clone()),
+            &namespaces(),
+        )
+        .await,
+    );
+    assert_eq!(r["allowed"], json!(false));
+    assert_eq!(r["status"]["message"], json!(why));
+
+    // With a bundle, the proxy carries it.
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let r = response(
+        &review::inject(
+            &body,
+            &InjectorSettings::default(),
+            Ok(Some(pem.into())),
+            &namespaces(),
+        )
+        .await,
+    );
+    assert_eq!(r["allowed"], json!(true));
+    assert!(patch_of(&r).to_string().contains("MESHLET_TRUST_ANCHORS"));
 }

@@ -10,6 +10,7 @@ use meshlet_webhook::certs::SelfSignedCa;
 use meshlet_webhook::inject::InjectorSettings;
 use meshlet_webhook::namespaces::Namespaces;
 use meshlet_webhook::run::{self, CertSource, Config};
+use meshlet_webhook::trust_anchors::TrustAnchors;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -75,6 +76,7 @@ async fn generated_certificate_is_served_and_renewed_before_expiry() -> Result<(
         unused_client(),
         listener,
         Namespaces::Fixed(Default::default()),
+        TrustAnchors::Fixed(None),
     )
     .await?;
     let (first, response) = healthz(port, &running.ca_pem).await?;
@@ -111,6 +113,7 @@ async fn certificate_files_are_reread_when_they_change() -> Result<()> {
         unused_client(),
         listener,
         Namespaces::Fixed(Default::default()),
+        TrustAnchors::Fixed(None),
     )
     .await?;
     assert_eq!(running.ca_pem, ca.pem());
@@ -155,6 +158,7 @@ async fn ca_rollover_publishes_old_and_new_ca_before_serving_the_new_certificate
         unused_client(),
         listener,
         Namespaces::Fixed(Default::default()),
+        TrustAnchors::Fixed(None),
     )
     .await?;
     let old_ca = running.ca_pem.clone();

@@ -69,6 +69,9 @@ impl Default for ProxyResources {
 pub struct InjectorSettings {
     /// Default proxy image.
     pub proxy_image: String,
+    /// Image of the redirect init step (`meshlet-proxy init`, which needs
+    /// `iptables`); the proxy image when `None`.
+    pub init_image: Option<String>,
     /// Proxy version recorded on the pod ([`keys::PROXY_VERSION`]).
     pub proxy_version: String,
     /// `imagePullPolicy` of the injected containers; the cluster default when `None`.
@@ -83,12 +86,18 @@ pub struct InjectorSettings {
     pub log_level: String,
     /// Default proxy resources.
     pub resources: ProxyResources,
+    /// Trust domain of workload identities.
+    pub trust_domain: String,
+    /// PEM bundle of trust anchors given to the proxy (none when empty);
+    /// filled per admission from the cluster's anchors ConfigMap.
+    pub trust_anchors_pem: String,
 }
 
 impl Default for InjectorSettings {
     fn default() -> Self {
         InjectorSettings {
             proxy_image: format!("meshlet/proxy:{}", env!("CARGO_PKG_VERSION")),
+            init_image: None,
             proxy_version: env!("CARGO_PKG_VERSION").into(),
             image_pull_policy: None,
             mesh_namespace: install::NAMESPACE.into(),
@@ -100,6 +109,8 @@ impl Default for InjectorSettings {
             ),
             log_level: "info".into(),
             resources: ProxyResources::default(),
+            trust_domain: meshlet_crds::contract::identity::DEFAULT_TRUST_DOMAIN.into(),
+            trust_anchors_pem: String::new(),
         }
     }
 }

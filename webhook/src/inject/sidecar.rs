@@ -30,6 +30,7 @@ use meshlet_crds::contract::proxy_env::{
     OUTBOUND_SKIP_PORTS as ENV_OUTBOUND_SKIP_PORTS, POD_DEPLOYMENT as ENV_POD_DEPLOYMENT,
     POD_IP as ENV_POD_IP, POD_NAME as ENV_POD_NAME, POD_NAMESPACE as ENV_POD_NAMESPACE,
     PROXY_UID as ENV_PROXY_UID, SERVICE_ACCOUNT as ENV_SERVICE_ACCOUNT,
+    TRUST_ANCHORS as ENV_TRUST_ANCHORS, TRUST_DOMAIN as ENV_TRUST_DOMAIN,
 };
 
 /// Name of the proxy's admin port on the container.
@@ -121,7 +122,12 @@ pub fn init_container(settings: &InjectorSettings, overrides: &Overrides) -> Con
     }
     Container {
         name: INIT_CONTAINER.into(),
-        image: Some(proxy_image(settings, overrides)),
+        image: Some(
+            settings
+                .init_image
+                .clone()
+                .unwrap_or_else(|| proxy_image(settings, overrides)),
+        ),
         image_pull_policy: settings.image_pull_policy.clone(),
         args: Some(vec!["init".into()]),
         env: Some(env_vars),
@@ -207,9 +213,14 @@ pub fn proxy_container(
                 env(ENV_OPERATOR_ADDR, settings.operator_addr.clone()),
                 env(ENV_LOG, overrides.log_level.unwrap_or(&settings.log_level)),
                 env(ENV_IDENTITY_TOKEN_FILE, identity::TOKEN_PATH),
+                env(ENV_TRUST_DOMAIN, settings.trust_domain.clone()),
             ]
             .into_iter()
             .chain(deployment.map(|d| env(ENV_POD_DEPLOYMENT, d)))
+            .chain(
+                (!settings.trust_anchors_pem.is_empty())
+                    .then(|| env(ENV_TRUST_ANCHORS, settings.trust_anchors_pem.clone())),
+            )
             .collect(),
         ),
         ports: Some(vec![
