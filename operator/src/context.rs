@@ -15,11 +15,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Computed, Finding, MeshSettings};
+use crate::identity::{self, Ca, IdentitySettings};
 use crate::leader::LeaderSettings;
 use crate::metrics::Metrics;
 use crate::state::stores::Changes;
 use crate::state::Stores;
 use crate::stream::auth::Authenticator;
+use crate::stream::port;
 use crate::stream::server::StreamServer;
 use crate::stream::Registry;
 use crate::{admin, events, leader, Error, Result};
@@ -38,6 +40,8 @@ pub struct Settings {
     pub debounce: Duration,
     /// Check subscribers' ServiceAccount tokens (TokenReview).
     pub authenticate: bool,
+    /// The identity CA (certify endpoint, the config port's TLS).
+    pub identity: IdentitySettings,
     /// How long a subscriber's pod may be missing from the cache.
     pub pod_wait: Duration,
     /// Leader election; `None` makes this replica the leader at once.
@@ -54,6 +58,7 @@ impl Default for Settings {
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             debounce: Duration::from_millis(5),
             authenticate: true,
+            identity: IdentitySettings::default(),
             pod_wait: Duration::from_secs(5),
             leader: None,
             reporter: Reporter {
@@ -84,6 +89,8 @@ pub struct Context {
     pub findings: watch::Sender<Vec<Finding>>,
     /// Whether this replica leads (publishes Events).
     pub leader: watch::Receiver<bool>,
+    /// The identity CA.
+    pub ca: Arc<Ca>,
 }
 
 /// A started operator; dropping it stops every task.
@@ -145,6 +152,14 @@ pub async fn start(client: Client, settings: Settings) -> Result<Running> {
     let changes = Arc::new(Changes::default());
     let (stores, watchers) = Stores::start(client.clone(), changes.clone(), metrics.clone());
     let registry = Registry::new(metrics.clone());
+    let identity = identity::start(
+        &client,
+        &settings.identity,
+        &settings.mesh.trust_domain,
+        registry.clone(),
+        metrics.clone(),
+    )
+    .await?;
     let (leader_rx, elector) = match &settings.leader {
         Some(leader_settings) => {
             let (rx, fut) = leader::run(client.clone(), leader_settings.clone(), metrics.clone());
@@ -165,6 +180,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Running> {
         ready: AtomicBool::new(false),
         findings: watch::Sender::new(Vec::new()),
         leader: leader_rx,
+        ca: identity.ca.clone(),
     });
     let auth = if settings.authenticate {
         Authenticator::token_review(client.clone())
@@ -175,16 +191,27 @@ pub async fn start(client: Client, settings: Settings) -> Result<Running> {
         registry,
         pods: stores.pods.clone(),
         auth,
-        metrics,
+        metrics: metrics.clone(),
         pod_wait: settings.pod_wait,
+    });
+    let certifier = Arc::new(identity::certify::Certifier {
+        ca: identity.ca.clone(),
+        auth: Authenticator::token_review(client.clone()),
+        metrics,
     });
     let mut tasks = vec![
         tokio::spawn(watchers),
         tokio::spawn(recompute_loop(context.clone())),
-        tokio::spawn(stream.serve(config_listener)),
+        tokio::spawn(port::serve(
+            config_listener,
+            identity.tls.clone(),
+            stream,
+            certifier,
+        )),
         tokio::spawn(admin::serve(admin_listener, context.clone())),
         tokio::spawn(events::run(context.clone())),
     ];
+    tasks.extend(identity.tasks.into_iter().map(tokio::spawn));
     if let Some(elector) = elector {
         tasks.push(tokio::spawn(elector));
     }

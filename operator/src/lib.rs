@@ -8,6 +8,7 @@ pub mod config;
 pub mod context;
 pub mod events;
 pub mod http;
+pub mod identity;
 pub mod leader;
 pub mod metrics;
 pub mod state;
@@ -47,6 +48,9 @@ pub enum Error {
     /// A config stream request was malformed; the message names the field.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The identity CA could not be loaded or set up.
+    #[error("identity: {0}")]
+    Identity(#[from] identity::CaError),
 }
 
 /// Result with the operator's [`Error`].

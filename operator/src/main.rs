@@ -8,9 +8,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use kube::runtime::events::Reporter;
-use meshlet_crds::contract::{install, ports};
+use meshlet_crds::contract::{identity, install, ports};
 use meshlet_operator::config::MeshSettings;
 use meshlet_operator::context::{self, Settings};
+use meshlet_operator::identity::IdentitySettings;
 use meshlet_operator::leader::LeaderSettings;
 use meshlet_operator::telemetry;
 
@@ -19,14 +20,32 @@ use meshlet_operator::telemetry;
 #[command(name = "meshlet-operator", version, about, long_about = None)]
 struct Args {
     /// SPIFFE trust domain of proxy identities (spiffe://<trust-domain>/ns/<ns>/sa/<sa>).
-    #[arg(long, env = "MESHLET_TRUST_DOMAIN", default_value = "cluster.local")]
+    #[arg(long, env = "MESHLET_TRUST_DOMAIN", default_value = identity::DEFAULT_TRUST_DOMAIN)]
     trust_domain: String,
+
+    /// Lifetime of the proxy certificates the identity CA signs (and of
+    /// the operator's own serving certificate): seconds, or a number with
+    /// a unit s, m, h or d (`24h`); at least one minute. Proxies renew at
+    /// 70 % of it.
+    #[arg(long, env = "MESHLET_CERT_LIFETIME", default_value = "24h", value_parser = meshlet_operator::identity::lifetime::parse)]
+    cert_lifetime: Duration,
+
+    /// Extra DNS names or IP addresses on the config port's serving
+    /// certificate (besides meshlet-operator.meshlet-system.svc and its
+    /// .cluster.local form); repeat or separate with commas.
+    #[arg(
+        long = "server-name",
+        env = "MESHLET_SERVER_NAMES",
+        value_delimiter = ','
+    )]
+    server_names: Vec<String>,
 
     /// DNS suffix of the cluster, for service names (`web.shop.svc.<domain>`).
     #[arg(long, env = "MESHLET_CLUSTER_DOMAIN", default_value = "cluster.local")]
     cluster_domain: String,
 
-    /// Namespace Meshlet is installed in (holds the leader Lease).
+    /// Namespace Meshlet is installed in (holds the leader Lease, the
+    /// identity issuer Secret and the trust anchors ConfigMap).
     #[arg(long, env = "MESHLET_NAMESPACE", default_value = install::NAMESPACE)]
     namespace: String,
 
@@ -96,6 +115,11 @@ async fn main() -> anyhow::Result<()> {
         admin_addr: args.admin_addr,
         debounce: Duration::from_millis(args.debounce_ms),
         authenticate: !args.insecure_no_auth,
+        identity: IdentitySettings {
+            namespace: args.namespace.clone(),
+            cert_lifetime: args.cert_lifetime,
+            extra_server_names: args.server_names.clone(),
+        },
         leader: (!args.no_leader_election).then(|| LeaderSettings {
             namespace: args.namespace.clone(),
             name: args.lease_name.clone(),

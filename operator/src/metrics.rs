@@ -16,6 +16,15 @@ pub struct KindLabel {
     pub kind: String,
 }
 
+/// Label set of a certify answer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CertifyLabels {
+    /// `issued` or `refused`.
+    pub result: String,
+    /// Why it was refused (`none` when issued).
+    pub reason: String,
+}
+
 /// Every metric the operator exposes.
 pub struct Metrics {
     registry: Registry,
@@ -37,6 +46,14 @@ pub struct Metrics {
     pub events_published: Counter,
     /// 1 while this replica holds the leader Lease.
     pub leader: Gauge,
+    certify_requests: Family<CertifyLabels, Counter>,
+    /// 1 while the issuer's anchor is in the trusted bundle (else the CA
+    /// refuses to sign).
+    pub identity_issuer_trusted: Gauge,
+    /// Issuer reloads after the issuer Secret changed.
+    pub identity_issuer_reloads: Counter,
+    /// Issuer Secret or trust anchors ConfigMap changes that were unusable.
+    pub identity_load_errors: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -59,6 +76,10 @@ impl Default for Metrics {
             propagation_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             events_published: Counter::default(),
             leader: Gauge::default(),
+            certify_requests: Family::default(),
+            identity_issuer_trusted: Gauge::default(),
+            identity_issuer_reloads: Counter::default(),
+            identity_load_errors: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -111,6 +132,26 @@ impl Default for Metrics {
             "1 while this replica holds the leader Lease",
             m.leader.clone(),
         );
+        registry.register(
+            "certify_requests",
+            "Certify requests, by result (issued, refused) and refusal reason",
+            m.certify_requests.clone(),
+        );
+        registry.register(
+            "identity_issuer_trusted",
+            "1 while the issuer's trust anchor is in the trusted bundle (else no certificates are signed)",
+            m.identity_issuer_trusted.clone(),
+        );
+        registry.register(
+            "identity_issuer_reloads",
+            "Issuer reloads after the issuer Secret changed",
+            m.identity_issuer_reloads.clone(),
+        );
+        registry.register(
+            "identity_load_errors",
+            "Unusable changes of the issuer Secret or the trust anchors ConfigMap (previous one kept)",
+            m.identity_load_errors.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -127,6 +168,16 @@ impl Metrics {
     pub fn watch_error(&self, kind: &str) {
         self.watch_errors
             .get_or_create(&KindLabel { kind: kind.into() })
+            .inc();
+    }
+
+    /// Counts a certify answer.
+    pub fn certify(&self, result: &str, reason: &str) {
+        self.certify_requests
+            .get_or_create(&CertifyLabels {
+                result: result.into(),
+                reason: reason.into(),
+            })
             .inc();
     }
 

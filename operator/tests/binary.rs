@@ -1,6 +1,7 @@
 //! The `meshlet-operator` binary: flag errors name the flag; against a real
 //! API server (KUBECONFIG) it elects itself leader, gets ready and serves
-//! metrics.
+//! metrics, creates its identity CA's Secret and ConfigMap, and serves the
+//! config port over TLS only.
 
 mod common;
 
@@ -10,10 +11,13 @@ use std::time::Duration;
 
 use anyhow::Result;
 use common::*;
+use hyper::StatusCode;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{ObjectMeta, PostParams};
 use kube::Api;
+use meshlet_crds::contract::annotations::{PART_OF_LABEL, PART_OF_VALUE};
+use meshlet_crds::contract::identity::{ISSUER_SECRET, TRUST_ANCHORS_CONFIGMAP, TRUST_ANCHORS_KEY};
 
 const BIN: &str = env!("CARGO_BIN_EXE_meshlet-operator");
 
@@ -114,9 +118,31 @@ async fn runs_against_the_api_server_and_leads() -> Result<()> {
         .await?;
         let (_, metrics) = get(admin_port, "/metrics")?;
         assert!(metrics.contains("meshlet_operator_leader 1"), "{metrics}");
-        // The config stream refuses a subscriber without a token.
-        let (status, _) = get(config_port, "/v1/proxy-config?namespace=a&pod=b")?;
-        assert!(status.contains(" 401 "), "{status}");
+        // First start: the identity CA made its issuer Secret and anchors
+        // ConfigMap in the install namespace, labelled as Meshlet's.
+        let cm = Api::<ConfigMap>::namespaced(client.clone(), "meshlet-system")
+            .get(TRUST_ANCHORS_CONFIGMAP)
+            .await?;
+        let labels = cm.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get(PART_OF_LABEL).map(String::as_str),
+            Some(PART_OF_VALUE)
+        );
+        let anchors = cm.data.unwrap_or_default()[TRUST_ANCHORS_KEY].clone();
+        Api::<Secret>::namespaced(client.clone(), "meshlet-system")
+            .get(ISSUER_SECRET)
+            .await?;
+        // The config port speaks TLS only, with a certificate from that
+        // anchor; the config stream refuses a subscriber without a token.
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], config_port));
+        let refused = subscribe_to(addr, &anchors, "a", "b", None).await?;
+        assert_eq!(refused.err().map(|e| e.0), Some(StatusCode::UNAUTHORIZED));
+        let (status, _) =
+            get(config_port, "/v1/proxy-config?namespace=a&pod=b").unwrap_or_default();
+        assert!(
+            !status.contains("HTTP/1.1"),
+            "plain HTTP must not be served: {status}"
+        );
         anyhow::Ok(())
     }
     .await;

@@ -53,7 +53,7 @@ async fn weight_change_reaches_the_subscriber_fast() -> Result<()> {
     .await?;
     let op = operator(env, Settings::default()).await?;
     let token = pod_token(&client, &ns, "client", &client_pod, AUDIENCE).await?;
-    let mut sub = subscribe(op.config_addr, &ns, "client-0", Some(&token))
+    let mut sub = subscribe(&op, &ns, "client-0", Some(&token))
         .await?
         .expect("subscribed");
 

@@ -96,7 +96,7 @@ async fn subscriber_gets_services_endpoints_and_split_then_updates_and_deletions
     .await?;
     let op = operator(env, Settings::default()).await?;
     let token = pod_token(&client, &ns, "client", &client_pod, AUDIENCE).await?;
-    let mut sub = subscribe(op.config_addr, &ns, "client-0", Some(&token))
+    let mut sub = subscribe(&op, &ns, "client-0", Some(&token))
         .await?
         .expect("subscribed");
 
@@ -192,7 +192,7 @@ async fn subscriptions_are_authenticated() -> Result<()> {
     let ns = env.create_namespace("auth").await?;
     let client_pod = shop(&client, &ns).await?;
     let op = operator(env, Settings::default()).await?;
-    let addr = op.config_addr;
+    let addr = &op;
 
     let refused =
         |r: Result<Result<Subscriber, (StatusCode, String)>>| r.unwrap().err().expect("refused");
@@ -432,10 +432,10 @@ async fn only_the_affected_workload_gets_an_update() -> Result<()> {
     let op = operator(env, Settings::default()).await?;
     let client_token = pod_token(&client, &ns, "client", &client_pod, AUDIENCE).await?;
     let web_token = pod_token(&client, &ns, "web", &web_pod, AUDIENCE).await?;
-    let mut client_sub = subscribe(op.config_addr, &ns, "client-0", Some(&client_token))
+    let mut client_sub = subscribe(&op, &ns, "client-0", Some(&client_token))
         .await?
         .expect("subscribed");
-    let mut web_sub = subscribe(op.config_addr, &ns, "web-v1-0", Some(&web_token))
+    let mut web_sub = subscribe(&op, &ns, "web-v1-0", Some(&web_token))
         .await?
         .expect("subscribed");
     let client_before = client_sub.until(WAIT, |_| true).await?;

@@ -1,5 +1,11 @@
-//! Who a config stream subscriber is: its projected ServiceAccount token,
-//! checked with a TokenReview for Meshlet's audience.
+//! Who a config stream subscriber (or certify caller) is: its projected
+//! ServiceAccount token, checked with a TokenReview for Meshlet's audience;
+//! successful reviews are remembered for a few seconds, so a proxy that
+//! certifies and subscribes right after costs one review.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use kube::api::PostParams;
@@ -31,6 +37,8 @@ pub enum Authenticator {
         client: Client,
         /// Audience the token must be issued for.
         audience: String,
+        /// Recent successful reviews.
+        cache: Arc<ReviewCache>,
     },
     /// No authentication: any caller may subscribe for any pod (tests and
     /// development only; the operator's flag says so).
@@ -54,12 +62,18 @@ impl Authenticator {
         Authenticator::TokenReview {
             client,
             audience: TOKEN_AUDIENCE.into(),
+            cache: Arc::default(),
         }
     }
 
     /// Authenticates the `Authorization` header value; `None` when disabled.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Option<Caller>> {
-        let Authenticator::TokenReview { client, audience } = self else {
+        let Authenticator::TokenReview {
+            client,
+            audience,
+            cache,
+        } = self
+        else {
             return Ok(None);
         };
         let token = authorization
@@ -71,6 +85,9 @@ impl Authenticator {
                     "Authorization header: expected \"Bearer <ServiceAccount token>\"".into(),
                 )
             })?;
+        if let Some(caller) = cache.get(token) {
+            return Ok(Some(caller));
+        }
         let review = TokenReview {
             spec: TokenReviewSpec {
                 token: Some(token.into()),
@@ -104,11 +121,44 @@ impl Authenticator {
             .extra
             .and_then(|mut e| e.remove(POD_NAME_EXTRA))
             .and_then(|v| v.into_iter().next());
-        Ok(Some(Caller {
+        let caller = Caller {
             namespace,
             service_account,
             pod,
-        }))
+        };
+        cache.put(token, caller.clone());
+        Ok(Some(caller))
+    }
+}
+
+/// How long a successful TokenReview is trusted without asking again: short,
+/// so a deleted pod's or ServiceAccount's token stops working quickly.
+pub const REVIEW_TTL: Duration = Duration::from_secs(10);
+
+/// At most this many reviews are remembered.
+const REVIEW_CACHE_MAX: usize = 10_000;
+
+/// Successful TokenReviews by token, for [`REVIEW_TTL`].
+#[derive(Default)]
+pub struct ReviewCache(Mutex<HashMap<String, (Caller, Instant)>>);
+
+impl ReviewCache {
+    fn get(&self, token: &str) -> Option<Caller> {
+        let map = self.0.lock().expect("not poisoned");
+        map.get(token)
+            .filter(|(_, at)| at.elapsed() < REVIEW_TTL)
+            .map(|(caller, _)| caller.clone())
+    }
+
+    fn put(&self, token: &str, caller: Caller) {
+        let mut map = self.0.lock().expect("not poisoned");
+        if map.len() >= REVIEW_CACHE_MAX {
+            map.retain(|_, (_, at)| at.elapsed() < REVIEW_TTL);
+            if map.len() >= REVIEW_CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(token.to_string(), (caller, Instant::now()));
     }
 }
 

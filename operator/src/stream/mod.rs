@@ -1,8 +1,10 @@
 //! The config stream: subscribers grouped by workload with one bounded
 //! `watch` slot each ([`registry`]), subscriber authentication
-//! ([`auth`]), and the HTTP/2 server ([`server`]).
+//! ([`auth`]), the stream endpoint ([`server`]) and the TLS config port
+//! it shares with the certify endpoint ([`port`]).
 
 pub mod auth;
+pub mod port;
 pub mod registry;
 pub mod server;
 

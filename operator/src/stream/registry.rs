@@ -3,7 +3,8 @@
 //! once per group. Each group holds only the latest snapshot (a
 //! `tokio::sync::watch`), so a slow subscriber skips to the newest config
 //! and memory per subscriber stays bounded. A group is pushed to only when
-//! its serialized config changed.
+//! its serialized config changed. The trust anchors bundle is part of every
+//! config; a bundle change pushes to every group.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use meshlet_crds::contract::config::CONFIG_VERSION;
+use meshlet_crds::contract::config::{IdentityConfig, CONFIG_VERSION};
 use tokio::sync::watch;
 
 use crate::config::{Computed, Workload};
@@ -29,14 +30,17 @@ pub struct Snapshot {
 struct Group {
     tx: watch::Sender<Option<Arc<Snapshot>>>,
     subscribers: usize,
-    /// Serialized (outbound, inbound) of the last push, to detect changes.
-    last: Option<(Bytes, Bytes)>,
+    /// Serialized (outbound, inbound, identity) of the last push, to
+    /// detect changes.
+    last: Option<(Bytes, Bytes, Bytes)>,
 }
 
 /// All subscriber groups and the latest computation.
 pub struct Registry {
     groups: Mutex<HashMap<Workload, Group>>,
     latest: Mutex<Option<Arc<Computed>>>,
+    /// The serialized `IdentityConfig` every config carries.
+    identity: Mutex<Bytes>,
     generation: AtomicU64,
     metrics: Arc<Metrics>,
 }
@@ -71,17 +75,21 @@ impl Drop for Subscription {
     }
 }
 
-/// Serializes a config's two halves and splices them into a message line,
-/// so the outbound half (the same for a whole namespace) is serialized once.
-fn line(generation: u64, outbound: &[u8], inbound: &[u8]) -> Bytes {
+/// Splices a config's serialized parts into a message line, so the
+/// outbound half (the same for a whole namespace) and the identity part
+/// (the same for everyone) are serialized once.
+fn line(generation: u64, outbound: &[u8], inbound: &[u8], identity: &[u8]) -> Bytes {
     let head = format!(
         "{{\"version\":{CONFIG_VERSION},\"generation\":{generation},\"config\":{{\"outbound\":"
     );
-    let mut out = Vec::with_capacity(head.len() + outbound.len() + inbound.len() + 16);
+    let mut out =
+        Vec::with_capacity(head.len() + outbound.len() + inbound.len() + identity.len() + 32);
     out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(outbound);
     out.extend_from_slice(b",\"inbound\":");
     out.extend_from_slice(inbound);
+    out.extend_from_slice(b",\"identity\":");
+    out.extend_from_slice(identity);
     out.extend_from_slice(b"}}\n");
     Bytes::from(out)
 }
@@ -115,6 +123,9 @@ impl Registry {
         Arc::new(Registry {
             groups: Mutex::default(),
             latest: Mutex::default(),
+            identity: Mutex::new(Bytes::from(
+                serde_json::to_vec(&IdentityConfig::default()).expect("configs serialize"),
+            )),
             generation: AtomicU64::new(start),
             metrics,
         })
@@ -138,14 +149,16 @@ impl Registry {
         let inbound = Bytes::from(
             serde_json::to_vec(&computed.inbound_for(workload)).expect("configs serialize"),
         );
-        if group.last.as_ref() == Some(&(outbound.clone(), inbound.clone())) {
+        let identity = self.identity.lock().expect("not poisoned").clone();
+        let parts = (outbound, inbound, identity);
+        if group.last.as_ref() == Some(&parts) {
             return false;
         }
         let snapshot = Snapshot {
             generation,
-            line: line(generation, &outbound, &inbound),
+            line: line(generation, &parts.0, &parts.1, &parts.2),
         };
-        group.last = Some((outbound, inbound));
+        group.last = Some(parts);
         group.tx.send_replace(Some(Arc::new(snapshot)));
         self.metrics.config_pushes.inc();
         true
@@ -200,6 +213,24 @@ impl Registry {
             }
         }
         pushed
+    }
+
+    /// Makes `identity` part of every config and pushes it to every group;
+    /// returns how many groups were pushed to.
+    pub fn set_identity(&self, identity: &IdentityConfig) -> usize {
+        let serialized = Bytes::from(serde_json::to_vec(identity).expect("configs serialize"));
+        {
+            let mut current = self.identity.lock().expect("not poisoned");
+            if *current == serialized {
+                return 0;
+            }
+            *current = serialized;
+        }
+        let latest = self.latest.lock().expect("not poisoned").clone();
+        match latest {
+            Some(computed) => self.publish(computed),
+            None => 0,
+        }
     }
 
     /// Number of subscriber groups (distinct workloads).
@@ -270,16 +301,46 @@ mod tests {
     fn spliced_line_is_the_contract_message() {
         let c = computed(5);
         let w = workload("ns", "a");
+        let identity = IdentityConfig {
+            trust_anchors_pem: "PEM".into(),
+        };
         let l = line(
             42,
             &serde_json::to_vec(&c.outbound_for("ns")).unwrap(),
             &serde_json::to_vec(&c.inbound_for(&w)).unwrap(),
+            &serde_json::to_vec(&identity).unwrap(),
         );
         assert!(l.ends_with(b"}\n"));
         let msg: ConfigMessage = serde_json::from_slice(&l).unwrap();
         assert_eq!(msg.version, CONFIG_VERSION);
         assert_eq!(msg.generation, 42);
-        assert_eq!(msg.config, c.proxy_config(&w));
+        let mut want = c.proxy_config(&w);
+        want.identity = identity;
+        assert_eq!(msg.config, want);
+    }
+
+    #[tokio::test]
+    async fn a_trust_anchors_change_pushes_to_every_group() {
+        let registry = Registry::new(Arc::default());
+        registry.publish(computed(1));
+        let mut a = registry.subscribe(workload("ns", "a"));
+        let mut b = registry.subscribe(workload("other", "b"));
+        a.rx.borrow_and_update();
+        b.rx.borrow_and_update();
+        let bundle = IdentityConfig {
+            trust_anchors_pem: "ANCHORS".into(),
+        };
+        assert_eq!(registry.set_identity(&bundle), 2);
+        for sub in [&mut a, &mut b] {
+            assert!(sub.rx.has_changed().unwrap());
+            let snapshot = sub.rx.borrow_and_update().clone().unwrap();
+            assert_eq!(decode(&snapshot).config.identity, bundle);
+        }
+        assert_eq!(registry.set_identity(&bundle), 0, "same bundle: no push");
+        // New subscribers get it too.
+        let c = registry.subscribe(workload("ns", "c"));
+        let snapshot = c.rx.borrow().clone().unwrap();
+        assert_eq!(decode(&snapshot).config.identity, bundle);
     }
 
     #[tokio::test]

@@ -15,12 +15,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{ObjectRef, Store};
 use meshlet_crds::contract::config::{CONFIG_STREAM_CONTENT_TYPE, CONFIG_STREAM_PATH};
-use tokio::net::TcpListener;
 
 use super::auth::Authenticator;
 use super::registry::{Registry, Subscription};
 use crate::config::Workload;
-use crate::http::{self, text, Body};
+use crate::http::{text, Body};
 use crate::metrics::Metrics;
 use crate::{Error, Result};
 
@@ -78,12 +77,8 @@ pub fn parse_query(query: Option<&str>) -> Result<(String, String)> {
 }
 
 impl StreamServer {
-    /// Serves on `listener` until dropped.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        http::serve(listener, move |req| self.clone().handle(req)).await
-    }
-
-    async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    /// Answers one request (routed here by [`super::port`]).
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         if req.uri().path() != CONFIG_STREAM_PATH {
             return text(
                 StatusCode::NOT_FOUND,

@@ -1,10 +1,13 @@
 //! Shared helpers of the operator's integration tests: the control plane
-//! with Meshlet's CRDs, a started operator, and a config stream subscriber
-//! speaking HTTP/2 over a real socket like the proxy does.
+//! with Meshlet's CRDs, a started operator (its identity CA in a namespace
+//! of its own), TLS connections that trust the operator's anchors, a config
+//! stream subscriber speaking HTTP/2 over TLS like the proxy does, and a
+//! certify client.
 #![allow(dead_code)]
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -19,7 +22,8 @@ use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, Resource};
 use meshlet_crds::access::v1alpha3::TrafficTarget;
 use meshlet_crds::contract::config::{ConfigMessage, CONFIG_STREAM_PATH};
-use meshlet_crds::contract::identity::TOKEN_AUDIENCE;
+use meshlet_crds::contract::identity::{CERTIFY_PATH, OPERATOR_SERVER_NAME, TOKEN_AUDIENCE};
+use meshlet_crds::contract::install;
 use meshlet_crds::manifests::{self, CrdRender};
 use meshlet_crds::specs::v1alpha4::{HttpRouteGroup, TcpRoute, UdpRoute};
 use meshlet_crds::split::v1alpha4::TrafficSplit;
@@ -96,8 +100,13 @@ pub async fn env() -> Result<&'static TestEnv> {
     Ok(env)
 }
 
-/// An operator on the test's runtime, ready (caches synced).
-pub async fn operator(env: &TestEnv, settings: Settings) -> Result<Running> {
+/// An operator on the test's runtime, ready (caches synced). Unless the
+/// settings name one, its identity CA lives in a fresh namespace, so tests
+/// sharing the API server do not share (or race for) an issuer.
+pub async fn operator(env: &TestEnv, mut settings: Settings) -> Result<Running> {
+    if settings.identity.namespace == install::NAMESPACE {
+        settings.identity.namespace = env.create_namespace("meshlet-id").await?;
+    }
     // Logs when RUST_LOG asks for them (e.g. RUST_LOG=meshlet_operator=debug).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -178,20 +187,87 @@ impl Drop for Subscriber {
     }
 }
 
-/// Subscribes as pod `ns/pod`; `Err(status)` when refused.
-pub async fn subscribe(
+/// The trust anchors bundle `op` serves with (PEM).
+pub fn anchors(op: &Running) -> String {
+    op.context.ca.bundle().pem().to_string()
+}
+
+/// A TLS connection to `addr` that trusts `anchors_pem` and verifies the
+/// contract's operator server name, offering `alpn`.
+pub async fn connect_tls(
     addr: SocketAddr,
+    anchors_pem: &str,
+    alpn: &[&[u8]],
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(anchors_pem.as_bytes()) {
+        roots.add(cert?)?;
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from(OPERATOR_SERVER_NAME)?;
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?)
+}
+
+/// POSTs `body` to the certify endpoint over HTTP/1.1 + TLS with `token`;
+/// (status, body).
+pub async fn certify_raw(
+    addr: SocketAddr,
+    anchors_pem: &str,
+    token: Option<&str>,
+    body: String,
+) -> Result<(StatusCode, String)> {
+    let tls = connect_tls(addr, anchors_pem, &[b"http/1.1"]).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    let conn = tokio::spawn(conn);
+    let mut req = http::Request::post(format!("https://{OPERATOR_SERVER_NAME}{CERTIFY_PATH}"))
+        .header(http::header::CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let rsp = sender
+        .send_request(req.body(http_body_util::Full::new(Bytes::from(body)))?)
+        .await?;
+    let status = rsp.status();
+    let body = rsp.into_body().collect().await?.to_bytes();
+    conn.abort();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Subscribes to `op`'s config stream as pod `ns/pod`; `Err(status)` when refused.
+pub async fn subscribe(
+    op: &Running,
     ns: &str,
     pod: &str,
     token: Option<&str>,
 ) -> Result<Result<Subscriber, (StatusCode, String)>> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
+    subscribe_to(op.config_addr, &anchors(op), ns, pod, token).await
+}
+
+/// Subscribes to the config stream at `addr` trusting `anchors_pem`.
+pub async fn subscribe_to(
+    addr: SocketAddr,
+    anchors_pem: &str,
+    ns: &str,
+    pod: &str,
+    token: Option<&str>,
+) -> Result<Result<Subscriber, (StatusCode, String)>> {
+    let stream = connect_tls(addr, anchors_pem, &[b"h2"]).await?;
     let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
         .handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
         .await?;
     let conn = tokio::spawn(conn);
     let mut req = http::Request::get(format!(
-        "http://{addr}{CONFIG_STREAM_PATH}?namespace={ns}&pod={pod}"
+        "https://{OPERATOR_SERVER_NAME}{CONFIG_STREAM_PATH}?namespace={ns}&pod={pod}"
     ));
     if let Some(token) = token {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
