@@ -3,9 +3,10 @@
 
 use crate::balance::EndpointRegistry;
 use crate::config::ConfigStore;
+use crate::identity::TlsStore;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
-use crate::transport::{Connector, TcpConnector};
+use crate::transport::{Connector, MeshConnector};
 use meshlet_crds::contract::metrics as names;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,8 +25,10 @@ pub struct Ctx {
     pub store: Arc<ConfigStore>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Dials endpoints.
+    /// Dials endpoints (mesh mTLS to meshed ones).
     pub connector: Arc<dyn Connector>,
+    /// Trust anchors and this proxy's certificate.
+    pub tls: Arc<TlsStore>,
     /// Run-time settings.
     pub settings: Settings,
     /// Connections to the local app, by port.
@@ -50,8 +53,20 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Binds the listeners and starts serving with `store`'s config.
+    /// Binds the listeners and starts serving with `store`'s config, without
+    /// identity (plaintext everywhere).
     pub async fn start(settings: Settings, store: Arc<ConfigStore>) -> std::io::Result<Self> {
+        Self::start_with_identity(settings, store, Arc::new(TlsStore::disabled())).await
+    }
+
+    /// Like [`start`](Self::start), with mesh mTLS from `tls`: meshed
+    /// endpoints are dialed with mTLS, inbound mesh TLS is terminated, and
+    /// trust anchors arriving in the config replace those in `tls`.
+    pub async fn start_with_identity(
+        settings: Settings,
+        store: Arc<ConfigStore>,
+        tls: Arc<TlsStore>,
+    ) -> std::io::Result<Self> {
         let outbound = TcpListener::bind(settings.outbound_addr).await?;
         let inbound = TcpListener::bind(settings.inbound_addr).await?;
         let admin = TcpListener::bind(settings.admin_addr).await?;
@@ -61,10 +76,16 @@ impl Proxy {
             (names::DEPLOYMENT, w.deployment.clone()),
             (names::POD, w.pod.clone()),
         ]));
+        let lookup_store = store.clone();
+        let connector = MeshConnector::new(
+            tls.clone(),
+            Arc::new(move |addr| lookup_store.load().outbound.server_identity(addr).cloned()),
+        );
         let ctx = Arc::new(Ctx {
             store,
             metrics,
-            connector: Arc::new(TcpConnector),
+            connector: Arc::new(connector),
+            tls,
             settings,
             local: EndpointRegistry::default(),
             passthrough: EndpointRegistry::default(),
@@ -92,6 +113,9 @@ impl Proxy {
             ctx.clone(),
             crate::admin::serve_connection,
         ));
+        if ctx.tls.is_enabled() {
+            tokio::spawn(follow_trust_anchors(ctx.clone()));
+        }
         tracing::info!(
             outbound = %proxy.outbound_addr,
             inbound = %proxy.inbound_addr,
@@ -114,6 +138,32 @@ impl Proxy {
         tokio::time::timeout(deadline, self.ctx.tracker.wait())
             .await
             .is_ok()
+    }
+}
+
+/// Trust anchors pushed on the config stream replace the current ones for
+/// new handshakes (anchor rotation reaches running proxies).
+async fn follow_trust_anchors(ctx: Arc<Ctx>) {
+    let mut changed = ctx.store.subscribe();
+    loop {
+        let snap = ctx.store.load();
+        let pem = &snap.config.identity.trust_anchors_pem;
+        if !pem.trim().is_empty() {
+            match ctx.tls.set_anchors("config identity.trustAnchorsPem", pem) {
+                Ok(true) => tracing::info!(
+                    generation = snap.generation,
+                    "trust anchors updated from config"
+                ),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "trust anchors in config rejected; keeping the current ones")
+                }
+            }
+        }
+        tokio::select! {
+            r = changed.changed() => if r.is_err() { return },
+            _ = ctx.shutdown.cancelled() => return,
+        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod balance;
 pub mod config;
 pub mod detect;
 pub mod http;
+pub mod identity;
 pub mod inbound;
 pub mod init;
 pub mod metrics;

@@ -2,9 +2,13 @@
 //! (`init`).
 #![forbid(unsafe_code)]
 
+use anyhow::Context as _;
 use clap::{Args as ClapArgs, Parser, Subcommand};
+use meshlet_crds::contract::identity::{SpiffeId, DEFAULT_TRUST_DOMAIN, OPERATOR_SERVER_NAME};
 use meshlet_crds::contract::{config::config_stream_path_and_query, ports, proxy_env};
-use meshlet_proxy::config::stream::{self, StreamSettings};
+use meshlet_proxy::config::stream::{self, OperatorVerify, StreamSettings};
+use meshlet_proxy::identity::certify::CertifySettings;
+use meshlet_proxy::identity::{self, renew, LocalIdentity, TlsStore};
 use meshlet_proxy::init::{self, RedirectSpec};
 use meshlet_proxy::settings::{Settings, Workload};
 use meshlet_proxy::{ConfigStore, Proxy};
@@ -84,6 +88,30 @@ struct RunArgs {
     /// This pod's name (metric label).
     #[arg(long, env = proxy_env::POD_NAME, default_value = "")]
     pod: String,
+    /// This pod's ServiceAccount: with the namespace and trust domain, the
+    /// identity the proxy asks the operator to certify.
+    #[arg(long, env = proxy_env::SERVICE_ACCOUNT)]
+    service_account: Option<String>,
+    /// Trust domain of workload identities.
+    #[arg(long, env = proxy_env::TRUST_DOMAIN, default_value = DEFAULT_TRUST_DOMAIN)]
+    trust_domain: String,
+    /// Trust anchors (PEM bundle) as text; enables identity and mTLS, and
+    /// HTTPS to the operator.
+    #[arg(long, env = proxy_env::TRUST_ANCHORS, hide_env_values = true, conflicts_with = "trust_anchors")]
+    trust_anchors_pem: Option<String>,
+    /// Trust anchors (PEM bundle) from a file, instead of the text.
+    #[arg(long)]
+    trust_anchors: Option<PathBuf>,
+    /// DNS name the operator's certificate must carry.
+    #[arg(long, env = proxy_env::OPERATOR_SERVER_NAME, default_value = OPERATOR_SERVER_NAME)]
+    operator_server_name: String,
+    /// Static identity (tests, benchmarks): this certificate chain (PEM,
+    /// leaf first, URI SAN = SPIFFE ID) instead of asking the operator.
+    #[arg(long, requires = "identity_key", conflicts_with = "operator")]
+    identity_cert: Option<PathBuf>,
+    /// The private key (PEM) of `--identity-cert`.
+    #[arg(long, requires = "identity_cert")]
+    identity_key: Option<PathBuf>,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -175,8 +203,94 @@ fn init_command(a: InitArgs) -> anyhow::Result<()> {
     init::apply(&a.iptables, &commands)
 }
 
+fn read_file(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("{flag} {}", path.display()))
+}
+
+/// The TLS store from the flags: a static identity, an identity to be
+/// certified by the operator, or none (plaintext).
+fn identity_from_args(a: &RunArgs) -> anyhow::Result<TlsStore> {
+    let anchors = match (&a.trust_anchors, &a.trust_anchors_pem) {
+        (Some(path), _) => Some((
+            format!("--trust-anchors {}", path.display()),
+            read_file("--trust-anchors", path)?,
+        )),
+        (None, Some(pem)) if !pem.trim().is_empty() => Some((
+            format!("{} (--trust-anchors-pem)", proxy_env::TRUST_ANCHORS),
+            pem.clone(),
+        )),
+        _ => None,
+    };
+    if let (Some(cert), Some(key)) = (&a.identity_cert, &a.identity_key) {
+        let (what, pem) = anchors.context(
+            "--identity-cert needs trust anchors: --trust-anchors FILE or MESHLET_TRUST_ANCHORS",
+        )?;
+        let what_cert = format!("--identity-cert {}", cert.display());
+        let chain = identity::parse_certs(&what_cert, &read_file("--identity-cert", cert)?)
+            .map_err(anyhow::Error::msg)?;
+        let key = identity::parse_key(
+            &format!("--identity-key {}", key.display()),
+            &read_file("--identity-key", key)?,
+        )
+        .map_err(anyhow::Error::msg)?;
+        let id =
+            identity::leaf_identity(&chain[0]).map_err(|e| anyhow::anyhow!("{what_cert}: {e}"))?;
+        let store =
+            TlsStore::new(Some(LocalIdentity::new(id)), &what, &pem).map_err(anyhow::Error::msg)?;
+        store
+            .set_certificate(chain, key)
+            .map_err(|e| anyhow::anyhow!("{what_cert}: {e}"))?;
+        return Ok(store);
+    }
+    let Some((what, pem)) = anchors else {
+        if a.operator.is_some() {
+            tracing::warn!(
+                "no trust anchors ({} / --trust-anchors): identity and mTLS disabled, config stream in plaintext",
+                proxy_env::TRUST_ANCHORS
+            );
+        }
+        return Ok(TlsStore::disabled());
+    };
+    if a.operator.is_none() {
+        tracing::warn!(
+            "trust anchors without --operator or --identity-cert: identity and mTLS disabled"
+        );
+        return Ok(TlsStore::disabled());
+    }
+    if a.namespace.is_empty() {
+        anyhow::bail!(
+            "identity needs the pod namespace: --namespace or {}",
+            proxy_env::POD_NAMESPACE
+        );
+    }
+    let sa = a
+        .service_account
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .with_context(|| {
+            format!(
+                "identity needs the ServiceAccount: --service-account or {}",
+                proxy_env::SERVICE_ACCOUNT
+            )
+        })?;
+    if a.token_file.is_none() {
+        anyhow::bail!(
+            "identity needs the projected token: --token-file or {}",
+            proxy_env::IDENTITY_TOKEN_FILE
+        );
+    }
+    let id = SpiffeId::new(&a.trust_domain, &a.namespace, sa).map_err(|e| {
+        anyhow::anyhow!("identity (--trust-domain, --namespace, --service-account): {e}")
+    })?;
+    TlsStore::new(Some(LocalIdentity::new(id)), &what, &pem).map_err(anyhow::Error::msg)
+}
+
 async fn run(a: RunArgs) -> anyhow::Result<()> {
     let store = Arc::new(ConfigStore::default());
+    let tls = Arc::new(identity_from_args(&a)?);
+    if let Some(local) = tls.local() {
+        tracing::info!(identity = %local.id, server_name = %local.server_name, "identity enabled");
+    }
     let settings = Settings {
         outbound_addr: a.outbound_addr,
         inbound_addr: a.inbound_addr,
@@ -198,9 +312,27 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
     }
     let drain = settings.drain_timeout;
-    let proxy = Proxy::start(settings, store.clone()).await?;
+    let proxy = Proxy::start_with_identity(settings, store.clone(), tls.clone()).await?;
     if let Some(operator) = a.operator {
+        let verify = tls.load().operator.is_some().then(|| OperatorVerify {
+            store: tls.clone(),
+            server_name: a.operator_server_name.clone(),
+        });
+        if let (true, Some(token_file)) = (tls.is_enabled(), &a.token_file) {
+            let certify = CertifySettings {
+                operator: operator.clone(),
+                server_name: a.operator_server_name.clone(),
+                token_file: token_file.clone(),
+            };
+            tokio::spawn(renew::run(
+                certify,
+                tls.clone(),
+                renew::RetryDelays::default(),
+                proxy.ctx().shutdown.clone(),
+            ));
+        }
         let settings = StreamSettings {
+            tls: verify,
             operator,
             path_and_query: config_stream_path_and_query(&a.namespace, &a.pod),
             token_file: a.token_file.clone(),

@@ -3,6 +3,7 @@
 mod common;
 
 use bytes::Bytes;
+use common::pki;
 use common::*;
 use http_body_util::BodyExt;
 use hyper::body::Frame;
@@ -10,7 +11,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use meshlet_crds::contract::config::{
     ConfigMessage, ProxyConfig, CONFIG_STREAM_PATH, CONFIG_VERSION,
 };
-use meshlet_proxy::config::stream::{run, StreamSettings};
+use meshlet_crds::contract::identity::OPERATOR_SERVER_NAME;
+use meshlet_proxy::config::stream::{run, OperatorVerify, StreamSettings};
+use meshlet_proxy::identity::TlsStore;
 use meshlet_proxy::{ConfigStore, Proxy, Settings};
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -20,9 +23,12 @@ use tokio::sync::mpsc;
 
 type Lines = mpsc::UnboundedSender<String>;
 
-/// A fake operator: each subscription takes the next queued line channel;
-/// when none is queued it answers 503.
-async fn operator() -> (
+/// A fake operator serving HTTPS with a certificate for the operator's
+/// server name from `ca`: each subscription takes the next queued line
+/// channel; when none is queued it answers 503.
+async fn operator(
+    ca: &pki::Ca,
+) -> (
     String,
     Arc<Mutex<VecDeque<mpsc::UnboundedReceiver<String>>>>,
     Arc<Mutex<Vec<String>>>,
@@ -32,13 +38,21 @@ async fn operator() -> (
     let queue: Arc<Mutex<VecDeque<mpsc::UnboundedReceiver<String>>>> = Arc::default();
     let paths: Arc<Mutex<Vec<String>>> = Arc::default();
     let (q, p) = (queue.clone(), paths.clone());
+    let acceptor = tokio_rustls::TlsAcceptor::from(pki::server_config(
+        &ca.server(OPERATOR_SERVER_NAME),
+        &[b"h2", b"http/1.1"],
+    ));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
             let (q, p) = (q.clone(), p.clone());
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
                 let svc =
                     hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         p.lock().unwrap().push(format!(
@@ -108,7 +122,8 @@ async fn stream_updates_apply_and_the_last_config_survives_a_lost_stream() {
     let b = Upstream::start("b").await;
     let c = Upstream::start("c").await;
     let cfg = |addr| config(vec![service("web", "10.96.0.1", &[addr])]);
-    let (operator_addr, queue, paths) = operator().await;
+    let ca = pki::Ca::new("mesh-ca");
+    let (operator_addr, queue, paths) = operator(&ca).await;
     let (tx1, rx1) = mpsc::unbounded_channel();
     queue.lock().unwrap().push_back(rx1);
 
@@ -124,6 +139,10 @@ async fn stream_updates_apply_and_the_last_config_survives_a_lost_stream() {
         token_file: Some(token_path.clone()),
         backoff_min: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
+        tls: Some(OperatorVerify {
+            store: Arc::new(TlsStore::new(None, "anchors", &ca.pem).unwrap()),
+            server_name: OPERATOR_SERVER_NAME.into(),
+        }),
     };
     tokio::spawn(run(settings, store.clone(), proxy.ctx().shutdown.clone()));
     let client = h1_client();
@@ -170,6 +189,37 @@ async fn stream_updates_apply_and_the_last_config_survives_a_lost_stream() {
         paths.iter().all(|p| p.ends_with(" Bearer tok123")),
         "{paths:?}"
     );
+}
+
+#[tokio::test]
+async fn an_operator_with_an_untrusted_certificate_is_refused() {
+    let operator_ca = pki::Ca::new("other-ca");
+    let ca = pki::Ca::new("mesh-ca");
+    let (operator_addr, queue, paths) = operator(&operator_ca).await;
+    let (tx, rx) = mpsc::unbounded_channel();
+    queue.lock().unwrap().push_back(rx);
+    send(&tx, message(1, ProxyConfig::default()));
+    let store = Arc::new(ConfigStore::default());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let settings = StreamSettings {
+        operator: operator_addr,
+        path_and_query: format!("{CONFIG_STREAM_PATH}?namespace=ns&pod=p"),
+        token_file: None,
+        backoff_min: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(50),
+        tls: Some(OperatorVerify {
+            store: Arc::new(TlsStore::new(None, "anchors", &ca.pem).unwrap()),
+            server_name: OPERATOR_SERVER_NAME.into(),
+        }),
+    };
+    tokio::spawn(run(settings, store.clone(), shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    shutdown.cancel();
+    assert!(
+        !store.is_loaded(),
+        "config taken from an unverified operator"
+    );
+    assert!(paths.lock().unwrap().is_empty(), "a request was sent to it");
 }
 
 fn send(tx: &Lines, line: String) {

@@ -1,5 +1,5 @@
-//! The admin server: `/live`, `/ready` (a config is loaded and shutdown has
-//! not begun), `/metrics` (Prometheus text) and `/config` (current config
+//! The admin server: `/live`, `/ready` (a config is loaded, shutdown has
+//! not begun, and with identity enabled a valid certificate is present), `/metrics` (Prometheus text) and `/config` (current config
 //! as JSON).
 
 use crate::app::Ctx;
@@ -41,14 +41,30 @@ fn text(
     rsp
 }
 
+fn not_ready_reason(ctx: &Ctx) -> Option<&'static str> {
+    if ctx.shutdown.is_cancelled() {
+        Some("shutting down")
+    } else if !ctx.store.is_loaded() {
+        Some("no config yet")
+    } else if ctx.tls.is_enabled() && !ctx.tls.has_valid_cert() {
+        Some("no valid identity certificate")
+    } else {
+        None
+    }
+}
+
 fn route(ctx: &Ctx, req: &http::Request<Incoming>) -> Response<Body> {
     const PLAIN: &str = "text/plain; charset=utf-8";
     match req.uri().path() {
         PROXY_LIVE_PATH => text(StatusCode::OK, "live\n", PLAIN),
-        PROXY_READY_PATH if ctx.store.is_loaded() && !ctx.shutdown.is_cancelled() => {
-            text(StatusCode::OK, "ready\n", PLAIN)
-        }
-        PROXY_READY_PATH => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n", PLAIN),
+        PROXY_READY_PATH => match not_ready_reason(ctx) {
+            None => text(StatusCode::OK, "ready\n", PLAIN),
+            Some(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+                PLAIN,
+            ),
+        },
         "/metrics" => text(
             StatusCode::OK,
             ctx.metrics.encode(),

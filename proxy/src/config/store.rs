@@ -4,7 +4,7 @@
 
 use crate::balance::EndpointRegistry;
 use crate::inbound::InboundPolicy;
-use crate::outbound::table::Table;
+use crate::outbound::table::{endpoint_identity, Table};
 use arc_swap::ArcSwap;
 use meshlet_crds::contract::config::ProxyConfig;
 use std::collections::HashSet;
@@ -63,6 +63,7 @@ impl ConfigStore {
     /// Compiles `config` and swaps it in. An invalid config is rejected and
     /// the previous one stays.
     pub fn apply(&self, generation: u64, config: ProxyConfig) -> Result<(), String> {
+        self.forget_reidentified(&config);
         let outbound = Table::build(&config.outbound, &self.registry)?;
         let inbound = InboundPolicy::build(&config.inbound)?;
         let keep: HashSet<_> = outbound.endpoint_addrs().collect();
@@ -77,6 +78,30 @@ impl ConfigStore {
         self.changed.send_replace(generation);
         tracing::info!(generation, "config applied");
         Ok(())
+    }
+
+    /// An address whose expected identity (or meshed-ness) changes gets a
+    /// fresh endpoint, so pooled connections made for the old identity (or
+    /// in plaintext) are not reused; requests in flight keep the old one.
+    fn forget_reidentified(&self, config: &ProxyConfig) {
+        let old = self.current.load();
+        let known: HashSet<_> = old.outbound.endpoint_addrs().collect();
+        let changed: HashSet<_> = config
+            .outbound
+            .services
+            .iter()
+            .flat_map(|s| s.ports.iter())
+            .flat_map(|p| p.endpoints.iter())
+            .filter(|e| {
+                let new = endpoint_identity(e, "").ok().flatten();
+                known.contains(&e.addr) && old.outbound.server_identity(e.addr) != new.as_ref()
+            })
+            .map(|e| e.addr)
+            .collect();
+        if !changed.is_empty() {
+            let keep: HashSet<_> = known.difference(&changed).copied().collect();
+            self.registry.retain(&keep);
+        }
     }
 
     /// Endpoint state shared across snapshots.

@@ -1,12 +1,16 @@
-//! The config stream client: `GET /v1/proxy-config` over HTTP/2 to the
-//! operator, one JSON `ConfigMessage` per line, each applied atomically. When
-//! the stream is lost the proxy keeps its last config and reconnects with
-//! exponential backoff.
+//! The config stream client: `GET /v1/proxy-config` to the operator over
+//! HTTPS (verified against the trust anchors for the operator's server
+//! name; plaintext only when the proxy runs without anchors), one JSON
+//! `ConfigMessage` per line, each applied atomically. When the stream is
+//! lost the proxy keeps its last config and reconnects with exponential
+//! backoff.
 
 use super::{decode_message, Backoff, ConfigStore};
+use crate::http::client;
+use crate::identity::TlsStore;
+use crate::transport::{connect_operator, OperatorTls};
 use bytes::{Buf, BytesMut};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +32,34 @@ pub struct StreamSettings {
     pub backoff_min: Duration,
     /// Longest reconnect delay.
     pub backoff_max: Duration,
+    /// HTTPS: the anchors (read at every connect, so rotation applies) and
+    /// the operator's server name. `None`: plaintext.
+    pub tls: Option<OperatorVerify>,
+}
+
+/// How to verify the operator.
+#[derive(Debug, Clone)]
+pub struct OperatorVerify {
+    /// Holds the current trust anchors.
+    pub store: Arc<TlsStore>,
+    /// The DNS name on the operator's certificate.
+    pub server_name: String,
+}
+
+impl OperatorVerify {
+    /// The TLS settings for a connection now.
+    pub fn current(&self) -> anyhow::Result<OperatorTls> {
+        let config = self
+            .store
+            .load()
+            .operator
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no trust anchors to verify the operator with"))?;
+        Ok(OperatorTls {
+            config,
+            server_name: self.server_name.clone(),
+        })
+    }
 }
 
 /// Keeps the subscription alive until `shutdown`.
@@ -55,14 +87,15 @@ async fn subscribe_once(
     store: &ConfigStore,
     backoff: &mut Backoff,
 ) -> anyhow::Result<()> {
-    let stream = tokio::net::TcpStream::connect(&settings.operator).await?;
-    stream.set_nodelay(true)?;
-    let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .handshake::<_, Empty<bytes::Bytes>>(TokioIo::new(stream))
-        .await?;
-    let conn_task = tokio::spawn(conn);
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(OperatorVerify::current)
+        .transpose()?;
+    let (io, h2) = connect_operator(&settings.operator, tls.as_ref()).await?;
+    let (mut sender, conn_task) = client::handshake::<Empty<bytes::Bytes>>(io, h2).await?;
     let uri = http::Uri::builder()
-        .scheme("http")
+        .scheme(if tls.is_some() { "https" } else { "http" })
         .authority(settings.operator.as_str())
         .path_and_query(settings.path_and_query.as_str())
         .build()?;
@@ -80,10 +113,20 @@ async fn subscribe_once(
         );
     }
     let req = req.body(Empty::new())?;
-    let rsp = sender.send_request(req).await?;
+    let rsp = sender.send(req).await?;
     if !rsp.status().is_success() {
+        let status = rsp.status();
+        let body = http_body_util::Limited::new(rsp.into_body(), 64 * 1024)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
         conn_task.abort();
-        anyhow::bail!("operator answered {}", rsp.status());
+        let message =
+            serde_json::from_slice::<meshlet_crds::contract::identity::IdentityErrorBody>(&body)
+                .map(|b| b.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).trim().to_string());
+        anyhow::bail!("operator answered {status}: {message}");
     }
     let mut body = rsp.into_body();
     let mut buf = BytesMut::new();

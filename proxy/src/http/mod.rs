@@ -1,7 +1,8 @@
 //! HTTP plumbing shared by inbound and outbound: the body type, the
-//! per-endpoint client pool, serving a detected connection, proxying one
+//! per-endpoint client pool, the operator client, serving a detected connection, proxying one
 //! request, upgrades, and mapping errors to responses (in one place).
 
+pub mod client;
 pub mod errors;
 pub mod forward;
 pub mod pool;

@@ -3,7 +3,7 @@
 //! HTTP/2 connection.
 
 use super::{Body, Version};
-use crate::transport::Connector;
+use crate::transport::{Carried, Connector};
 use bytes::Bytes;
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -83,7 +83,7 @@ impl ConnPool {
                 if let Some(s) = slot.as_ref().filter(|s| !s.is_closed()) {
                     return Ok(Conn::H2(s.clone()));
                 }
-                let io = connector.connect(self.addr).await?;
+                let io = connector.connect_for(self.addr, Carried::Http2).await?;
                 let (sender, conn) = http2::Builder::new(TokioExecutor::new())
                     .handshake(TokioIo::new(io))
                     .await
@@ -106,7 +106,7 @@ impl ConnPool {
         connector: &dyn Connector,
         upgrades: bool,
     ) -> io::Result<http1::SendRequest<Incoming>> {
-        let io = connector.connect(self.addr).await?;
+        let io = connector.connect_for(self.addr, Carried::Http1).await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(io))
             .await

@@ -16,11 +16,12 @@ use crate::http::forward::Forward;
 use crate::http::{server, Body, Version};
 use crate::metrics::{DenyLabels, PeerId, RequestLabels, TcpLabels};
 use crate::split::RequestView;
-use crate::transport::{original_destination, Io};
+use crate::transport::{accept_mesh_tls, original_destination, Accepted, Io};
 use authz::{Decision, Traffic};
 use http::{Request, Response};
 use hyper::body::Incoming;
 use meshlet_crds::contract::config::OutlierPolicy;
+use meshlet_crds::contract::identity::{ALPN_H2, ALPN_HTTP1};
 use meshlet_crds::contract::metrics as names;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -36,8 +37,45 @@ pub async fn serve_connection(ctx: Arc<Ctx>, stream: TcpStream) {
         return tracing::debug!("inbound connection without original destination");
     };
     let app = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    serve_with_peer(ctx, stream, app, Peer::Plaintext).await
+    // Without an identity of its own the proxy has no mesh TLS to terminate.
+    let Some(own_name) = ctx.tls.local().map(|l| l.server_name.clone()) else {
+        return serve_with_peer(ctx, stream, app, Peer::Plaintext).await;
+    };
+    let opaque = ctx.store.load().inbound.is_opaque(port);
+    // Opaque ports may carry server-first protocols from unmeshed clients:
+    // wait less for a ClientHello there (a client proxy sends it at once).
+    let wait = if opaque {
+        ctx.settings.detect_timeout.min(OPAQUE_TLS_WAIT)
+    } else {
+        ctx.settings.detect_timeout
+    };
+    let server = ctx.tls.load().mesh.as_ref().map(|m| m.server.clone());
+    let (io, peer, alpn) = match accept_mesh_tls(stream, &own_name, server, wait).await {
+        Err(e) => return tracing::debug!(error = %e, "inbound mesh TLS refused; connection closed"),
+        Ok(Accepted::Passthrough { io, silent }) => {
+            if silent {
+                // Nothing was sent: detection would only wait again.
+                return forward_tcp(&ctx, io, app, &Peer::Plaintext).await;
+            }
+            return serve_with_peer(ctx, io, app, Peer::Plaintext).await;
+        }
+        Ok(Accepted::Mtls { io, client, alpn }) => (io, Peer::Mtls(client), alpn),
+    };
+    // The client proxy said what it carries (ALPN): no second detection.
+    let version = match alpn.as_deref() {
+        _ if opaque => return forward_tcp(&ctx, io, app, &peer).await,
+        Some(ALPN_H2) => Version::Http2,
+        Some(ALPN_HTTP1) => Version::Http1,
+        Some(_) => return forward_tcp(&ctx, io, app, &peer).await,
+        None => return serve_with_peer(ctx, io, app, peer).await,
+    };
+    let shutdown = ctx.shutdown.clone();
+    let handler = move |req| handle(ctx.clone(), req, version, app, peer.clone());
+    server::serve(io, version, handler, shutdown).await;
 }
+
+/// Longest wait for a ClientHello on an opaque port.
+const OPAQUE_TLS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves an accepted inbound connection whose client is already known
 /// (after mesh TLS termination, or in tests): protocol detection, then

@@ -62,13 +62,14 @@ async fn handle(
     let backend = table.choose_backend(root, Some(&view));
     let route = table.route(root.service, &view);
     let svc = table.service(backend.service);
+    let (tls, peer_id) = super::tls_labels(&ctx, table, backend);
     let labels = RequestLabels {
         direction: names::DIRECTION_OUTBOUND,
         dst_namespace: svc.namespace.clone(),
         dst_service: svc.name.clone(),
         route: route.name.clone(),
-        tls: names::TLS_NO_IDENTITY,
-        peer_id: crate::metrics::PeerId::None,
+        tls,
+        peer_id,
     };
     ctx.metrics.request(&labels);
     let forward = Forward {

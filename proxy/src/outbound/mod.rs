@@ -8,10 +8,25 @@ mod tcp;
 
 use crate::app::Ctx;
 use crate::detect::{detect, Protocol};
+use crate::metrics::PeerId;
 use crate::transport::original_destination;
+use meshlet_crds::contract::metrics as names;
 use meshlet_crds::contract::ports::DEFAULT_OPAQUE_PORTS;
 use std::sync::Arc;
+use table::PortTls;
 use tokio::net::TcpStream;
+
+/// The `tls` and `server_id` labels of traffic to a backend port: mTLS
+/// when this proxy has an identity and every endpoint is meshed.
+fn tls_labels(ctx: &Ctx, table: &table::Table, backend: table::Target) -> (&'static str, PeerId) {
+    match table.tls(backend) {
+        PortTls::Mtls(id) if ctx.tls.is_enabled() => (
+            "true",
+            id.map_or(PeerId::None, |id| PeerId::Server(id.to_string().into())),
+        ),
+        _ => (names::TLS_NO_IDENTITY, PeerId::None),
+    }
+}
 
 /// Handles one accepted outbound connection.
 pub async fn serve_connection(ctx: Arc<Ctx>, stream: TcpStream) {

@@ -4,8 +4,9 @@
 use crate::balance::{EndpointRegistry, RetryBudget, Weighted};
 use crate::split::{self, CompiledMatch, RequestView};
 use meshlet_crds::contract::config::{
-    AppProtocol, OutboundConfig, OutlierPolicy, RetryPolicy, ServiceRef,
+    AppProtocol, Endpoint, OutboundConfig, OutlierPolicy, RetryPolicy, ServiceRef,
 };
+use meshlet_crds::contract::identity::SpiffeId;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +41,30 @@ struct PortEntry {
     port: u16,
     protocol: AppProtocol,
     endpoints: Vec<Weighted>,
+    tls: PortTls,
+}
+
+/// Whether every endpoint of a port is reached over mesh mTLS (metric
+/// labels are chosen per backend port, before an endpoint is picked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortTls {
+    /// Some endpoint is not meshed (or the port has none).
+    Plaintext,
+    /// All meshed; `Some` when they share one identity.
+    Mtls(Option<SpiffeId>),
+}
+
+/// The identity to expect from a meshed endpoint; `None` when it is not
+/// meshed or the operator does not know its identity (then it gets
+/// plaintext). An identity that does not parse is an error naming `field`.
+pub fn endpoint_identity(e: &Endpoint, field: &str) -> Result<Option<SpiffeId>, String> {
+    match (&e.identity, e.meshed) {
+        (Some(id), true) => id
+            .parse()
+            .map(Some)
+            .map_err(|err| format!("{field}.identity: {err}")),
+        _ => Ok(None),
+    }
 }
 
 /// A split backend: service index, weight, root port → backend port.
@@ -76,6 +101,7 @@ pub struct Table {
     services: Vec<ServiceEntry>,
     by_addr: HashMap<SocketAddr, Target>,
     by_authority: HashMap<String, Target>,
+    identities: HashMap<SocketAddr, SpiffeId>,
 }
 
 fn compile_matches(
@@ -123,10 +149,34 @@ impl Table {
         }
         for (i, s) in cfg.services.iter().enumerate() {
             let field = format!("outbound.services[{i}]({}/{})", s.namespace, s.name);
-            let ports = s
-                .ports
-                .iter()
-                .map(|p| PortEntry {
+            let mut ports = Vec::with_capacity(s.ports.len());
+            for (pi, p) in s.ports.iter().enumerate() {
+                let mut ids = Vec::with_capacity(p.endpoints.len());
+                for (ei, e) in p.endpoints.iter().enumerate() {
+                    let efield = format!("{field}.ports[{pi}].endpoints[{ei}]");
+                    let id = endpoint_identity(e, &efield)?;
+                    if let Some(id) = &id {
+                        match t.identities.get(&e.addr) {
+                            Some(other) if other != id => {
+                                return Err(format!(
+                                    "{efield}: {} is listed elsewhere with identity {other}, here with {id}",
+                                    e.addr
+                                ))
+                            }
+                            _ => {
+                                t.identities.insert(e.addr, id.clone());
+                            }
+                        }
+                    }
+                    ids.push(id);
+                }
+                let tls = if ids.is_empty() || ids.iter().any(Option::is_none) {
+                    PortTls::Plaintext
+                } else {
+                    let first = ids[0].clone();
+                    PortTls::Mtls(first.filter(|f| ids.iter().all(|i| i.as_ref() == Some(f))))
+                };
+                ports.push(PortEntry {
                     port: p.port,
                     protocol: p.protocol,
                     endpoints: p
@@ -137,8 +187,9 @@ impl Table {
                             weight: e.weight,
                         })
                         .collect(),
-                })
-                .collect();
+                    tls,
+                });
+            }
             for ip in &s.cluster_ips {
                 for p in &s.ports {
                     t.by_addr.insert(
@@ -245,6 +296,16 @@ impl Table {
     /// The endpoints of a service port (empty when the port is unknown).
     pub fn endpoints(&self, t: Target) -> &[Weighted] {
         self.port(t).map_or(&[], |p| &p.endpoints)
+    }
+
+    /// Whether a service port's endpoints are reached over mesh mTLS.
+    pub fn tls(&self, t: Target) -> PortTls {
+        self.port(t).map_or(PortTls::Plaintext, |p| p.tls.clone())
+    }
+
+    /// The identity expected at a meshed endpoint address.
+    pub fn server_identity(&self, addr: SocketAddr) -> Option<&SpiffeId> {
+        self.identities.get(&addr)
     }
 
     /// Whether the port skips protocol detection.
@@ -407,6 +468,41 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("split.backends[0].service"), "{e}");
+    }
+
+    #[test]
+    fn meshed_endpoints_carry_their_identity() {
+        let mut a = svc("a", "10.0.0.1", 1);
+        let ep = &mut a.ports[0].endpoints[0];
+        ep.meshed = true;
+        ep.identity = Some("spiffe://cluster.local/ns/ns/sa/a".into());
+        let mut b = svc("b", "10.0.0.2", 2);
+        b.ports[0].endpoints[0].identity = Some("spiffe://cluster.local/ns/ns/sa/b".into());
+        let cfg = OutboundConfig {
+            services: vec![a, b],
+        };
+        let t = Table::build(&cfg, &EndpointRegistry::default()).unwrap();
+        let ta = t.by_addr("10.0.0.1:80".parse().unwrap()).unwrap();
+        let tb = t.by_addr("10.0.0.2:80".parse().unwrap()).unwrap();
+        let id: SpiffeId = "spiffe://cluster.local/ns/ns/sa/a".parse().unwrap();
+        assert_eq!(t.tls(ta), PortTls::Mtls(Some(id.clone())));
+        // An identity on an endpoint that is not meshed does not make it mTLS.
+        assert_eq!(t.tls(tb), PortTls::Plaintext);
+        assert_eq!(t.server_identity("127.0.0.1:1".parse().unwrap()), Some(&id));
+        assert_eq!(t.server_identity("127.0.0.1:2".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn a_bad_identity_names_the_field() {
+        let mut a = svc("a", "10.0.0.1", 1);
+        a.ports[0].endpoints[0].meshed = true;
+        a.ports[0].endpoints[0].identity = Some("spiffe://x/ns/a".into());
+        let e = Table::build(
+            &OutboundConfig { services: vec![a] },
+            &EndpointRegistry::default(),
+        )
+        .unwrap_err();
+        assert!(e.contains("ports[0].endpoints[0].identity"), "{e}");
     }
 
     #[test]

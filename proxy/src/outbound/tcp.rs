@@ -17,12 +17,13 @@ pub async fn forward<I: Io>(ctx: &Ctx, io: I, dst: Option<SocketAddr>) {
         Some(root) => {
             let backend = table.choose_backend(root, None);
             let svc = table.service(backend.service);
+            let (tls, peer_id) = super::tls_labels(ctx, table, backend);
             let labels = TcpLabels {
                 direction: names::DIRECTION_OUTBOUND,
                 dst_namespace: svc.namespace.clone(),
                 dst_service: svc.name.clone(),
-                tls: names::TLS_NO_IDENTITY,
-                peer_id: crate::metrics::PeerId::None,
+                tls,
+                peer_id,
             };
             crate::tcp::forward(ctx, io, table.endpoints(backend), &svc.outlier, labels).await;
         }

@@ -1,4 +1,5 @@
-//! Dialing endpoints. The one place a TLS client handshake will be added.
+//! Dialing endpoints: the [`Connector`] seam (plain TCP here, mesh mTLS in
+//! `tls_connect`) and the TCP connect with its timeout.
 
 use super::BoxedIo;
 use std::future::Future;
@@ -10,13 +11,34 @@ use std::time::Duration;
 /// How long a TCP connect may take before it counts as a failure.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Opens connections to endpoints. Implemented by plain TCP now; an mTLS
-/// connector will wrap it.
+/// What a connection will carry; with mesh TLS it is the ALPN offered, so
+/// the server proxy needs no second protocol detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carried {
+    /// HTTP/1.1.
+    Http1,
+    /// HTTP/2.
+    Http2,
+    /// Opaque TCP.
+    Opaque,
+}
+
+/// Opens connections to endpoints: plain TCP ([`TcpConnector`]) or mesh
+/// mTLS where the endpoint is meshed (`MeshConnector`).
 pub trait Connector: Send + Sync + 'static {
-    /// Connects to `addr`.
+    /// Connects to `addr` for opaque TCP.
     fn connect(
         &self,
         addr: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = io::Result<BoxedIo>> + Send>> {
+        self.connect_for(addr, Carried::Opaque)
+    }
+
+    /// Connects to `addr` to carry `what`.
+    fn connect_for(
+        &self,
+        addr: SocketAddr,
+        what: Carried,
     ) -> Pin<Box<dyn Future<Output = io::Result<BoxedIo>> + Send>>;
 }
 
@@ -25,9 +47,10 @@ pub trait Connector: Send + Sync + 'static {
 pub struct TcpConnector;
 
 impl Connector for TcpConnector {
-    fn connect(
+    fn connect_for(
         &self,
         addr: SocketAddr,
+        _what: Carried,
     ) -> Pin<Box<dyn Future<Output = io::Result<BoxedIo>> + Send>> {
         Box::pin(async move {
             let stream = connect(addr).await?;

@@ -2,6 +2,8 @@
 //! in-process with a given config, and HTTP clients.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
