@@ -1,6 +1,7 @@
 //! The real `meshlet-operator` and the real `meshlet-proxy` together against
-//! a real API server (with kube-controller-manager): the proxy subscribes
-//! with a Pod-bound ServiceAccount token, gets ready with the TrafficSplit's
+//! a real API server (with kube-controller-manager): the proxy, trusting the
+//! operator's anchors, subscribes over TLS with a Pod-bound ServiceAccount
+//! token, gets ready with the TrafficSplit's
 //! weights, follows a weight change (the propagation time is printed), and a
 //! token for another audience is refused so that proxy never gets ready.
 
@@ -13,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use common::{create, eventually, pod_token, AUDIENCE};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use meshlet_crds::contract::config::ProxyConfig;
+use meshlet_crds::contract::identity::{TRUST_ANCHORS_CONFIGMAP, TRUST_ANCHORS_KEY};
 use meshlet_crds::contract::proxy_env;
 use meshlet_crds::manifests::{self, CrdRender};
 use meshlet_crds::split::v1alpha4::TrafficSplit;
@@ -142,12 +145,14 @@ async fn shop(client: &Client, ns: &str) -> Result<k8s_openapi::api::core::v1::P
     Ok(pod)
 }
 
-/// Starts the operator binary (no leader election: one replica) and waits
-/// for `/readyz`; returns it with its config stream port.
-fn start_operator(env: &TestEnv) -> Result<(Killed, u16)> {
+/// Starts the operator binary (no leader election: one replica, its
+/// identity CA in namespace `install_ns`) and waits for `/readyz`; returns
+/// it with its config port.
+fn start_operator(env: &TestEnv, install_ns: &str) -> Result<(Killed, u16)> {
     let (config_port, admin_port) = (free_port(), free_port());
     let child = Command::new(OPERATOR_BIN)
         .env("KUBECONFIG", env.kubeconfig_path())
+        .args(["--namespace", install_ns])
         .args([
             "--config-addr",
             &format!("127.0.0.1:{config_port}"),
@@ -202,13 +207,29 @@ struct Proxy {
     log: PathBuf,
 }
 
+/// The trust anchors bundle the operator keeps in `install_ns`.
+async fn trust_anchors(client: &Client, install_ns: &str) -> Result<String> {
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), install_ns)
+        .get(TRUST_ANCHORS_CONFIGMAP)
+        .await?;
+    cm.data
+        .unwrap_or_default()
+        .remove(TRUST_ANCHORS_KEY)
+        .context("the anchors bundle key")
+}
+
+/// Where a proxy connects and what it trusts.
+struct Operator<'a> {
+    port: u16,
+    anchors: &'a str,
+}
+
 fn start_proxy(
     bin: &Path,
     dir: &Path,
     name: &str,
-    operator_port: u16,
-    ns: &str,
-    pod: &str,
+    operator: &Operator<'_>,
+    (ns, pod, service_account): (&str, &str, &str),
     token: &str,
 ) -> Result<Proxy> {
     let token_file = dir.join(format!("{name}.token"));
@@ -220,8 +241,10 @@ fn start_proxy(
     let child = Command::new(bin)
         .env(proxy_env::POD_NAME, pod)
         .env(proxy_env::POD_NAMESPACE, ns)
+        .env(proxy_env::SERVICE_ACCOUNT, service_account)
+        .env(proxy_env::TRUST_ANCHORS, operator.anchors)
         .args(["--log", "info", "run", "--operator"])
-        .arg(format!("127.0.0.1:{operator_port}"))
+        .arg(format!("127.0.0.1:{}", operator.port))
         .arg("--token-file")
         .arg(&token_file)
         .args(["--outbound-addr", &format!("127.0.0.1:{}", free_port())])
@@ -281,15 +304,20 @@ async fn real_proxy_follows_the_real_operator() -> Result<()> {
     let pod = shop(&client, &ns).await?;
     let dir = TempDir::new()?;
 
-    let (_operator, config_port) = start_operator(env)?;
+    let install_ns = env.create_namespace("meshlet-id").await?;
+    let (_operator, config_port) = start_operator(env, &install_ns)?;
+    let anchors = trust_anchors(&client, &install_ns).await?;
+    let operator = Operator {
+        port: config_port,
+        anchors: &anchors,
+    };
     let token = pod_token(&client, &ns, "client", &pod, AUDIENCE).await?;
     let proxy = start_proxy(
         &proxy_bin,
         dir.path(),
         "good",
-        config_port,
-        &ns,
-        "client-0",
+        &operator,
+        (&ns, "client-0", "client"),
         &token,
     )?;
 
@@ -322,6 +350,10 @@ async fn real_proxy_follows_the_real_operator() -> Result<()> {
         assert_eq!(backend.ports[0].endpoints[0].addr.to_string(), ip);
     }
     assert_eq!(config.inbound.ports[0].port, 8080, "the pod's own port");
+    assert_eq!(
+        config.identity.trust_anchors_pem, anchors,
+        "the config carries the trust anchors"
+    );
 
     // A weight change reaches the proxy's admin view; measure how fast.
     let splits: Api<TrafficSplit> = Api::namespaced(client.clone(), &ns);
@@ -361,9 +393,8 @@ async fn real_proxy_follows_the_real_operator() -> Result<()> {
         &proxy_bin,
         dir.path(),
         "wrong-audience",
-        config_port,
-        &ns,
-        "client-0",
+        &operator,
+        (&ns, "client-0", "client"),
         &other,
     )?;
     eventually("the refusal in the proxy's log", WAIT, || async {
