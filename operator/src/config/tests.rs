@@ -803,6 +803,23 @@ fn a_v1alpha2_destination_port_limits_the_grant() {
     assert_eq!(policies.len(), 1);
     assert_eq!(policies[0].ports, [8080]);
 
+    // The same in v1alpha1 (fields at the top level, rules are `specs`).
+    let written_v1 = serde_json::json!({
+        "apiVersion": "access.smi-spec.io/v1alpha1",
+        "kind": "TrafficTarget",
+        "metadata": {"name": "legacy", "namespace": NS},
+        "destination": {"kind": "ServiceAccount", "name": "web", "namespace": NS, "port": 9090},
+        "specs": [{"kind": "HTTPRouteGroup", "name": "routes"}],
+        "sources": [{"kind": "ServiceAccount", "name": "client", "namespace": NS}]
+    });
+    let stored_v1 =
+        meshlet_crds::conversion::convert(&written_v1, "access.smi-spec.io/v1alpha3").unwrap();
+    let stored_v1: TrafficTarget = serde_json::from_value(stored_v1).unwrap();
+    let mut state_v1 = state.clone();
+    state_v1.traffic_targets = vec![Arc::new(stored_v1)];
+    let policies = compute(&state_v1).inbound_for(&workload).policies;
+    assert_eq!(policies[0].ports, [9090]);
+
     // Edited in v1alpha3 since: the annotation is stale and ignored.
     let mut edited = stored;
     edited.spec.sources.push(subject(NS, "batch"));
