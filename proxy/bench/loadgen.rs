@@ -59,6 +59,14 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         pids: Vec<u32>,
     },
+    /// Write a test CA and client/server mesh certificates (PEM) for the
+    /// mTLS scenario: `ca.pem`, `{client,server}.pem` and `.key`, for
+    /// `spiffe://cluster.local/ns/bench/sa/{client,server}`.
+    Certs {
+        /// Directory to write into.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Turn JSON result lines into a table and `proxy.json`.
     Report {
         /// JSON lines written by `load` (with proxy figures merged in).
@@ -142,7 +150,44 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Report { input, output } => report(&input, &output),
+        Command::Certs { out } => certs(&out),
     }
+}
+
+/// Mesh certificates for the benchmark, as the operator's CA would issue
+/// them: URI SAN = SPIFFE ID, DNS SAN = its TLS server name.
+fn certs(out: &std::path::Path) -> anyhow::Result<()> {
+    use meshlet_crds::contract::identity::SpiffeId;
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+        KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
+    };
+    std::fs::create_dir_all(out)?;
+    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let mut ca = CertificateParams::default();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    std::fs::write(out.join("ca.pem"), ca.self_signed(&ca_key)?.pem())?;
+    let issuer = Issuer::new(ca, ca_key);
+    for name in ["client", "server"] {
+        let id = SpiffeId::new("cluster.local", "bench", name)?;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut p = CertificateParams::default();
+        p.subject_alt_names = vec![
+            SanType::URI(id.to_string().try_into()?),
+            SanType::DnsName(id.tls_server_name().try_into()?),
+        ];
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        std::fs::write(
+            out.join(format!("{name}.pem")),
+            p.signed_by(&key, &issuer)?.pem(),
+        )?;
+        std::fs::write(out.join(format!("{name}.key")), key.serialize_pem())?;
+    }
+    Ok(())
 }
 
 /// Linux's USER_HZ; 100 on every mainstream configuration.
@@ -310,6 +355,44 @@ async fn load(
     })
 }
 
+/// The cost of mesh mTLS: the two-proxy mTLS run against the plaintext
+/// one at the same rate.
+fn mtls_cost(runs: &[RunResult]) {
+    let find = |name: &str, rate: u64| {
+        runs.iter()
+            .find(|r| r.scenario == name && r.rate_rps == rate)
+    };
+    let mut printed = false;
+    for plain in runs
+        .iter()
+        .filter(|r| r.scenario == "two-proxies-plaintext")
+    {
+        let Some(tls) = find("two-proxies-mtls", plain.rate_rps) else {
+            continue;
+        };
+        if !printed {
+            println!("\nmTLS cost (two-proxies-mtls / two-proxies-plaintext):");
+            printed = true;
+        }
+        let rate = if plain.rate_rps == 0 {
+            "max".to_string()
+        } else {
+            plain.rate_rps.to_string()
+        };
+        println!(
+            "  {rate:>5} rps: p50 x{:.2} ({:+.3} ms), p99 x{:.2} ({:+.3} ms), achieved x{:.2}, rss {:+} KB, cpu {:.1}% vs {:.1}%",
+            tls.p50_ms / plain.p50_ms,
+            tls.p50_ms - plain.p50_ms,
+            tls.p99_ms / plain.p99_ms,
+            tls.p99_ms - plain.p99_ms,
+            tls.achieved_rps / plain.achieved_rps,
+            tls.proxy_rss_kb_max as i64 - plain.proxy_rss_kb_max as i64,
+            tls.proxy_cpu_percent,
+            plain.proxy_cpu_percent,
+        );
+    }
+}
+
 fn report(input: &PathBuf, output: &PathBuf) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(input)?;
     let runs: Vec<RunResult> = text
@@ -322,7 +405,7 @@ fn report(input: &PathBuf, output: &PathBuf) -> anyhow::Result<()> {
             .find(|r| r.scenario == "direct" && r.rate_rps == rate)
     };
     println!(
-        "{:<12} {:>8} {:>9} {:>9} {:>9} {:>11} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {:>9}",
+        "{:<22} {:>8} {:>9} {:>9} {:>9} {:>11} {:>7} {:>9} {:>9} {:>6} {:>9} {:>9} {:>9}",
         "scenario",
         "rate",
         "p50 ms",
@@ -356,7 +439,7 @@ fn report(input: &PathBuf, output: &PathBuf) -> anyhow::Result<()> {
             r.rate_rps.to_string()
         };
         println!(
-            "{:<12} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>11.1} {:>7} {:>9} {:>9} {:>6.1} {:>9.0} {:>9.2} {:>9.2}",
+            "{:<22} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>11.1} {:>7} {:>9} {:>9} {:>6.1} {:>9.0} {:>9.2} {:>9.2}",
             r.scenario,
             rate,
             r.p50_ms,
@@ -372,6 +455,7 @@ fn report(input: &PathBuf, output: &PathBuf) -> anyhow::Result<()> {
             p99r
         );
     }
+    mtls_cost(&runs);
     if let Some(dir) = output.parent() {
         std::fs::create_dir_all(dir)?;
     }

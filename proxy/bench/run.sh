@@ -2,7 +2,9 @@
 # `make bench`: HTTP/1.1 latency and footprint of the proxy on loopback.
 # Scenarios, each at fixed rates (open loop, no coordinated omission) and at
 # max throughput: direct to the upstream; through one proxy (outbound); through
-# two proxies (client outbound → server inbound); through nginx when installed.
+# two proxies (client outbound → server inbound) in plaintext and with mesh
+# mTLS (static certificates from `meshlet-loadgen certs`, both proxies
+# permissive so only TLS differs); through nginx when installed.
 # Prints a table and writes target/bench/proxy.json.
 # Knobs: BENCH_DURATION (s, default 30), BENCH_RATES (default "1000 5000"),
 # BENCH_CONNECTIONS (default 16), BENCH_MAX (1 = add a max-throughput run).
@@ -27,22 +29,31 @@ trap 'cleanup; [ -n "${UPSTREAM_PID:-}" ] && kill "$UPSTREAM_PID" 2>/dev/null ||
 
 wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/${1%:*}/${1#*:}) 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; exit 1; }
 
-# The service the client calls, with one endpoint.
-write_config() { # file endpoint
+# The service the client calls, with one endpoint (extra endpoint fields in $3).
+write_config() { # file endpoint [endpoint-fields]
   cat > "$1" <<JSON
 {"outbound":{"services":[{"name":"web","namespace":"bench","clusterIps":["10.96.0.1"],
  "authorities":["web.bench.svc.cluster.local:80"],
- "ports":[{"port":80,"endpoints":[{"addr":"$2"}]}]}]}}
+ "ports":[{"port":80,"endpoints":[{"addr":"$2"${3:+,$3}}]}]}]}}
 JSON
 }
 write_config "$OUT/one-proxy.json" "$UPSTREAM"
-write_config "$OUT/two-proxies.json" "127.0.0.1:18243"
-# The server proxy admits the plaintext client hop (no TrafficTargets here).
-echo '{"inbound":{"permissive":true}}' > "$OUT/empty.json"
+write_config "$OUT/two-proxies-plaintext.json" "127.0.0.1:18243"
+write_config "$OUT/two-proxies-mtls.json" "127.0.0.1:18243" \
+  '"meshed":true,"identity":"spiffe://cluster.local/ns/bench/sa/server"'
+# The server proxy admits every client (no TrafficTargets here), so the two
+# two-proxy scenarios differ only by TLS.
+echo '{"inbound":{"permissive":true}}' > "$OUT/server.json"
+# Mesh certificates as the operator's CA would issue them.
+"$BIN/meshlet-loadgen" certs --out "$OUT/certs"
+tls_args() { # client|server
+  echo --identity-cert "$OUT/certs/$1.pem" --identity-key "$OUT/certs/$1.key" --trust-anchors "$OUT/certs/ca.pem"
+}
 
-start_proxy() { # name config out in admin [inbound-fallback-port]
+start_proxy() { # name config out in admin [inbound-fallback-port] [more flags...]
   local extra=()
   [ -n "${6:-}" ] && extra=(--inbound-fallback-port "$6")
+  extra+=("${@:7}")
   MESHLET_LOG=warn "$BIN/meshlet-proxy" run --config "$2" --outbound-addr "$3" --inbound-addr "$4" \
     --admin-addr "$5" "${extra[@]}" > "$OUT/$1.log" 2>&1 &
   PIDS+=($!)
@@ -73,9 +84,16 @@ for rate in "${rates[@]}"; do
   run one-proxy "$rate" 127.0.0.1:18140 "${PIDS[@]}"
   cleanup
 
-  start_proxy server "$OUT/empty.json" 127.0.0.1:18240 127.0.0.1:18243 127.0.0.1:18291 18080
-  start_proxy client "$OUT/two-proxies.json" 127.0.0.1:18140 127.0.0.1:18143 127.0.0.1:18191
-  run two-proxies "$rate" 127.0.0.1:18140 "${PIDS[@]}"
+  start_proxy server "$OUT/server.json" 127.0.0.1:18240 127.0.0.1:18243 127.0.0.1:18291 18080
+  start_proxy client "$OUT/two-proxies-plaintext.json" 127.0.0.1:18140 127.0.0.1:18143 127.0.0.1:18191
+  run two-proxies-plaintext "$rate" 127.0.0.1:18140 "${PIDS[@]}"
+  cleanup
+
+  # shellcheck disable=SC2046 # tls_args yields separate flags
+  start_proxy server "$OUT/server.json" 127.0.0.1:18240 127.0.0.1:18243 127.0.0.1:18291 18080 $(tls_args server)
+  # shellcheck disable=SC2046
+  start_proxy client "$OUT/two-proxies-mtls.json" 127.0.0.1:18140 127.0.0.1:18143 127.0.0.1:18191 "" $(tls_args client)
+  run two-proxies-mtls "$rate" 127.0.0.1:18140 "${PIDS[@]}"
   cleanup
 
   if command -v nginx >/dev/null; then
