@@ -5,7 +5,7 @@ CARGO ?= cargo
 # image) are cached here; git-ignored, safe to delete.
 export MESHLET_CACHE ?= $(CURDIR)/.cache
 
-.PHONY: quickstart bench-operator fuzz help build test test-unit lint fmt crds crds-check k8s-bins kind-up kind-down images e2e-smoke e2e bench ci
+.PHONY: quickstart bench-operator fuzz help build test test-unit lint fmt crds crds-check k8s-bins kind-up kind-down images e2e-smoke e2e bench ci deploy deploy-check install uninstall
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,8 +45,26 @@ e2e-smoke: ## Smoke test on the kind cluster: a Deployment, a Service, HTTP 200 
 bench: ## Proxy benchmark: direct vs one and two proxies (and nginx if installed) at 1k/5k rps and max; writes target/bench/proxy.json
 	proxy/bench/run.sh
 
-quickstart: k8s-bins ## Kind cluster + SMI CRDs + meshlet-webhook: conversion, validation and injection live
+quickstart: k8s-bins ## Kind cluster + Meshlet installed + a demo (client, v1/v2 behind a TrafficSplit)
 	e2e/kind/quickstart.sh
+
+images: ## Container images meshlet/{operator,webhook,proxy,proxy-init,testserver}:dev (static binaries, no registry)
+	e2e/kind/images-meshlet.sh
+
+deploy: ## Render charts/meshlet (default values) into deploy/meshlet.yaml
+	deploy/render.sh
+
+deploy-check: ## Fail when deploy/meshlet.yaml is not what the chart renders
+	deploy/render.sh --check
+
+install: ## Install Meshlet into the kind cluster: make images, kind load, kubectl apply -f deploy/meshlet.yaml, wait Ready
+	e2e/kind/install.sh
+
+uninstall: ## Remove Meshlet from the kind cluster (the SMI CRDs stay)
+	e2e/kind/uninstall.sh
+
+e2e: kind-up ## End-to-end suite on kind: install, injection, canary, bad input, uninstall
+	e2e/kind/e2e.sh
 
 bench-operator: ## Operator figures: recompute cost at 1,000 services / 10,000 endpoints, weight-change propagation p99
 	$(CARGO) run -q --release -p meshlet-operator --example bench_compute

@@ -64,3 +64,26 @@ timed() {
   record "$name" "$(($(now_s) - t0))"
   return "$rc"
 }
+
+# Static release builds for FROM-scratch images (glibc static; the musl
+# target is not installed on these machines). One cargo invocation for
+# every image's binary, always with the same package selection
+# (`--workspace`), so feature resolution never differs between callers and
+# nothing in target/static is compiled twice.
+STATIC_TARGET_DIR="$REPO_ROOT/target/static"
+STATIC_BIN_DIR="$STATIC_TARGET_DIR/x86_64-unknown-linux-gnu/release"
+STATIC_BINS=(meshlet-operator meshlet-webhook meshlet-proxy meshlet-testserver)
+static_build() {
+  local args=() b
+  for b in "${STATIC_BINS[@]}"; do args+=(--bin "$b"); done
+  # MESHLET_SRC: build another checkout of the workspace (e.g. a snapshot of
+  # a commit) into the same target dir.
+  (cd "${MESHLET_SRC:-$REPO_ROOT}" && RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q --workspace \
+    "${args[@]}" --target x86_64-unknown-linux-gnu --target-dir "$STATIC_TARGET_DIR") \
+    || fail "static cargo build of ${STATIC_BINS[*]}" "nothing to clean up"
+  for b in "${STATIC_BINS[@]}"; do
+    if readelf -d "$STATIC_BIN_DIR/$b" | grep -q NEEDED; then
+      fail "$STATIC_BIN_DIR/$b is dynamically linked; it cannot run FROM scratch" "nothing to clean up"
+    fi
+  done
+}
