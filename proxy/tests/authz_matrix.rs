@@ -4,21 +4,26 @@
 //! × headers, TCP ports, kubelet probes, plaintext under default deny,
 //! permissive mode), the deny metrics, and a config update under load.
 //!
-//! Plaintext rows go through the proxy's real inbound listener. Rows with a
-//! client identity are served by `inbound::serve_with_peer` with the peer
-//! set, on a loopback listener of the test: the same detection, handlers and
-//! policy as after mesh TLS termination, without the handshake (the TLS
-//! tests cover that). Run with `--nocapture` to see the matrix.
+//! Plaintext rows go through the proxy's real inbound listener. In the full
+//! matrix, rows with a client identity are served by
+//! `inbound::serve_with_peer` with the peer set, on a loopback listener of
+//! the test: the same detection, handlers and policy as after mesh TLS
+//! termination, without the handshake. `matrix_over_real_mtls` then runs
+//! the main rows end to end: client proxies with certificates for each
+//! identity from a test CA call the server proxy through real mTLS.
+//! Run with `--nocapture` to see the matrices.
 
 mod common;
 
 use bytes::Bytes;
+use common::pki::{self, Ca};
 use common::*;
 use http_body_util::{BodyExt, Empty};
 use meshlet_crds::contract::config::*;
 use meshlet_crds::contract::identity::SpiffeId;
 use meshlet_proxy::app::Ctx;
 use meshlet_proxy::inbound::{serve_with_peer, Peer};
+use meshlet_proxy::{ConfigStore, Proxy, Settings};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -626,4 +631,162 @@ async fn a_config_update_under_load_flips_decisions_for_new_requests() {
     );
     assert!(wrong.is_empty(), "decided with a stale policy: {wrong:?}");
     assert!(ok > 50 && denied > 50, "{ok} allowed, {denied} denied");
+}
+
+/// A proxy on loopback holding a certificate for `ns/sa` from `ca`.
+async fn proxy_with_identity(
+    ca: &Ca,
+    ns: &str,
+    sa: &str,
+    cfg: ProxyConfig,
+    settings: Settings,
+) -> Proxy {
+    let store = Arc::new(ConfigStore::default());
+    store.apply(1, cfg).unwrap();
+    let tls = ca.store(&ca.workload(&pki::spiffe(ns, sa)));
+    Proxy::start_with_identity(settings, store, tls)
+        .await
+        .unwrap()
+}
+
+/// The main rows end to end over real mTLS: the server proxy (identity
+/// `default/api-service`) has the SMI example policy; each client proxy
+/// has a certificate for its ServiceAccount and reaches the server's
+/// inbound through its outbound side, with TLS and identity verification.
+#[tokio::test]
+async fn matrix_over_real_mtls() {
+    const HOST: &str = "api-service.default.svc.cluster.local";
+    let ca = Ca::new("mesh-ca");
+    let app = Upstream::start("app").await;
+    let server = proxy_with_identity(
+        &ca,
+        "default",
+        "api-service",
+        smi_config(app.addr.port(), 1, 2, false),
+        Settings {
+            inbound_fallback_port: Some(app.addr.port()),
+            detect_timeout: Duration::from_millis(300),
+            ..Settings::loopback()
+        },
+    )
+    .await;
+    let mut svc = service("api-service", "10.96.0.1", &[server.inbound_addr]);
+    svc.namespace = "default".into();
+    svc.authorities = vec![format!("{HOST}:80")];
+    let ep = &mut svc.ports[0].endpoints[0];
+    ep.meshed = true;
+    ep.identity = Some(pki::spiffe("default", "api-service").to_string());
+    let client_cfg = config(vec![svc]);
+    let client_settings = || Settings {
+        outbound_fallback: Some("10.96.0.1:80".parse().unwrap()),
+        detect_timeout: Duration::from_millis(300),
+        ..Settings::loopback()
+    };
+    let mut clients = BTreeMap::new();
+    for (ns, sa) in [
+        ("default", "website-service"),
+        ("monitoring", "prometheus"),
+        ("default", "mobile-bff"),
+        ("default", "stranger"),
+    ] {
+        let p = proxy_with_identity(&ca, ns, sa, client_cfg.clone(), client_settings()).await;
+        clients.insert(sa, p);
+    }
+    let rows: Vec<HttpRow> = vec![
+        ("website-service", "GET", "/api", vec![], "200"),
+        ("website-service", "DELETE", "/api", vec![], "200"),
+        (
+            "website-service",
+            "GET",
+            "/api/v1",
+            vec![],
+            "no_matching_rule",
+        ),
+        (
+            "website-service",
+            "GET",
+            "/metrics",
+            vec![],
+            "no_matching_rule",
+        ),
+        ("prometheus", "GET", "/metrics", vec![], "200"),
+        ("prometheus", "POST", "/metrics", vec![], "no_matching_rule"),
+        (
+            "mobile-bff",
+            "GET",
+            "/api/items",
+            vec![("user-agent", "x iPhone y")],
+            "200",
+        ),
+        (
+            "mobile-bff",
+            "GET",
+            "/api/items",
+            vec![("user-agent", "x Android y")],
+            "no_matching_rule",
+        ),
+        ("stranger", "GET", "/api", vec![], "unauthorized_source"),
+        ("plaintext", "GET", "/api", vec![], "tls_required"),
+        ("plaintext", "GET", "/healthz", vec![], "200"),
+    ];
+    let h1 = h1_client();
+    let mut table = Vec::new();
+    for (who, method, path, headers, expected) in &rows {
+        // Plaintext calls the server's inbound directly (an unmeshed client).
+        let addr = match clients.get(who) {
+            Some(p) => p.outbound_addr,
+            None => server.inbound_addr,
+        };
+        let hits = app.hits.load(Ordering::SeqCst);
+        let mut req = http::Request::builder()
+            .method(*method)
+            .uri(format!("http://{addr}{path}"))
+            .header("host", HOST);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let rsp = h1
+            .request(req.body(Empty::<Bytes>::new()).unwrap())
+            .await
+            .unwrap();
+        let status = rsp.status().as_u16();
+        let reason = rsp
+            .headers()
+            .get("meshlet-proxy-error")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let app_hit = app.hits.load(Ordering::SeqCst) > hits;
+        let got = match status {
+            200 if app_hit => "200".to_string(),
+            403 if !app_hit => reason,
+            other => format!("{other} (app contacted: {app_hit})"),
+        };
+        let headers: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        table.push(Row {
+            client: who.to_string(),
+            traffic: format!("{method} {path} {}", headers.join("; "))
+                .trim_end()
+                .to_string(),
+            expected,
+            got,
+        });
+    }
+    print_matrix("Over real mTLS (client proxy → server proxy)", &table);
+    let wrong: Vec<_> = table
+        .iter()
+        .filter(|r| r.expected != r.got)
+        .map(|r| {
+            format!(
+                "{} {} expected {} got {}",
+                r.client, r.traffic, r.expected, r.got
+            )
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    let (_, metrics) = admin_get(server.admin_addr, "/metrics").await;
+    assert!(
+        metrics.contains(r#"inbound_http_authz_deny_total{reason="unauthorized_source",tls="true",client_id="spiffe://cluster.local/ns/default/sa/stranger"} 1"#),
+        "{metrics}"
+    );
 }
