@@ -728,8 +728,19 @@ async fn matrix_over_real_mtls() {
         ("stranger", "GET", "/api", vec![], "unauthorized_source"),
         ("plaintext", "GET", "/api", vec![], "tls_required"),
         ("plaintext", "GET", "/healthz", vec![], "200"),
+        // HTTP/2 from the app (prior knowledge; h2 over mTLS by ALPN).
+        ("website-service", "POST h2", "/api", vec![], "200"),
+        ("prometheus", "GET h2", "/api", vec![], "no_matching_rule"),
+        (
+            "stranger",
+            "GET h2",
+            "/metrics",
+            vec![],
+            "unauthorized_source",
+        ),
     ];
     let h1 = h1_client();
+    let h2 = h2_client();
     let mut table = Vec::new();
     for (who, method, path, headers, expected) in &rows {
         // Plaintext calls the server's inbound directly (an unmeshed client).
@@ -738,14 +749,18 @@ async fn matrix_over_real_mtls() {
             None => server.inbound_addr,
         };
         let hits = app.hits.load(Ordering::SeqCst);
+        let (verb, client) = match method.strip_suffix(" h2") {
+            Some(verb) => (verb, &h2),
+            None => (*method, &h1),
+        };
         let mut req = http::Request::builder()
-            .method(*method)
+            .method(verb)
             .uri(format!("http://{addr}{path}"))
             .header("host", HOST);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let rsp = h1
+        let rsp = client
             .request(req.body(Empty::<Bytes>::new()).unwrap())
             .await
             .unwrap();
@@ -786,7 +801,7 @@ async fn matrix_over_real_mtls() {
     assert!(wrong.is_empty(), "{wrong:#?}");
     let (_, metrics) = admin_get(server.admin_addr, "/metrics").await;
     assert!(
-        metrics.contains(r#"inbound_http_authz_deny_total{reason="unauthorized_source",tls="true",client_id="spiffe://cluster.local/ns/default/sa/stranger"} 1"#),
+        metrics.contains(r#"inbound_http_authz_deny_total{reason="unauthorized_source",tls="true",client_id="spiffe://cluster.local/ns/default/sa/stranger"} 2"#),
         "{metrics}"
     );
 }
