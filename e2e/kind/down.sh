@@ -6,16 +6,6 @@ source "$(dirname "$0")/lib.sh"
 
 docker_up() { docker info >/dev/null 2>&1; }
 
-# The webhook `make quickstart` runs beside the cluster.
-if [[ -f "$STATE_DIR/quickstart-webhook.pid" ]]; then
-  pid=$(cat "$STATE_DIR/quickstart-webhook.pid")
-  if kill -0 "$pid" 2>/dev/null && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == meshlet-webhook ]]; then
-    log "Stopping the quickstart's meshlet-webhook (pid $pid)"
-    kill "$pid"
-  fi
-  rm -f "$STATE_DIR/quickstart-webhook.pid"
-fi
-
 if docker_up; then
   if [[ -x "$BIN_DIR/kind" ]] && "$BIN_DIR/kind" get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME"; then
     log "Deleting kind cluster $CLUSTER_NAME"

@@ -1,79 +1,56 @@
 #!/usr/bin/env bash
-# quickstart.sh (make quickstart): Meshlet's SMI API and webhooks on a real
-# kind cluster. Brings up the cluster, installs the SMI CRDs (every version
-# served), runs meshlet-webhook on this machine (the API server in the kind
-# node calls it over the kind bridge), then shows conversion, validation and
-# injection working. The in-cluster install (images, chart) comes next; until
-# then the webhook runs beside the cluster and `make kind-down` stops it.
+# quickstart.sh (make quickstart): a kind cluster with Meshlet installed the
+# way a user installs it (make install: images, kind load, kubectl apply -f
+# deploy/meshlet.yaml) and a demo in namespace meshlet-demo: a client and two
+# versions of `web` behind a 90/10 TrafficSplit, with a TrafficTarget letting
+# the client in (access is denied by default). Shows the split working and
+# prints what to try next. Re-runnable; `make kind-down` removes it all.
 source "$(dirname "$0")/lib.sh"
 export KUBECONFIG="$KUBECONFIG_PATH"
+export PATH="$K8S_BIN_DIR:$PATH"
 EXAMPLES="$REPO_ROOT/examples/quickstart"
-PIDFILE="$STATE_DIR/quickstart-webhook.pid"
-WEBHOOK_LOG="$STATE_DIR/quickstart-webhook.log"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 say "kind cluster"
 "$KIND_DIR/up.sh"
-"$KIND_DIR/load-test-images.sh"
 
-say "building meshlet-webhook"
-(cd "$REPO_ROOT" && cargo build -q -p meshlet-webhook)
+say "Meshlet: images, kind load, kubectl apply -f deploy/meshlet.yaml"
+"$KIND_DIR/install.sh"
 
-if [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-  kill "$(cat "$PIDFILE")" && sleep 1
-fi
-say "SMI CRDs: every published version served, v1alpha4/v1alpha3 stored"
-# Replace, not apply: a previous run's webhook pointed the conversion at its
-# URL, and a merge would leave both url and service set (invalid).
-for crd in "$REPO_ROOT"/crds/yaml/*.yaml; do
-  kubectl replace -f "$crd" 2>/dev/null || run kubectl create -f "$crd"
-done
-kubectl wait --for condition=Established crd --all --timeout=60s >/dev/null
+say "the demo: client, web v1 and v2, access policy, a 90/10 TrafficSplit"
+run kubectl apply -f "$EXAMPLES/01-namespace.yaml" -f "$EXAMPLES/02-workloads.yaml" \
+  -f "$EXAMPLES/03-access.yaml" -f "$EXAMPLES/04-trafficsplit.yaml"
+kubectl -n meshlet-demo rollout status deployment/web-v1 deployment/web-v2 deployment/client --timeout=180s >/dev/null ||
+  fail "the demo's Deployments did not become Ready (kubectl -n meshlet-demo get pods)" "kubectl delete ns meshlet-demo"
 
-# The node reaches this machine at the kind bridge's gateway address; the
-# webhook listens there only (not on every interface).
-bridge="$(docker network inspect "$KIND_NETWORK" -f '{{index .Options "com.docker.network.bridge.name"}}')"
-gateway="$(ip -4 -o addr show dev "${bridge:-none}" 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')"
-[[ -n "$gateway" ]] || fail "no gateway on docker network $KIND_NETWORK" "make kind-down"
-say "meshlet-webhook on https://$gateway:8443 (log: $WEBHOOK_LOG)"
-"$REPO_ROOT/target/debug/meshlet-webhook" --addr "$gateway:8443" --extra-san "$gateway" \
-  --register --webhook-url "https://$gateway:8443" --image-pull-policy Never \
-  >"$WEBHOOK_LOG" 2>&1 &
-echo $! >"$PIDFILE"
-for _ in $(seq 60); do
-  kubectl get mutatingwebhookconfiguration meshlet-inject >/dev/null 2>&1 &&
-    kubectl get validatingwebhookconfiguration meshlet-validate >/dev/null 2>&1 && break
-  kill -0 "$(cat "$PIDFILE")" 2>/dev/null || { tail -20 "$WEBHOOK_LOG"; fail "meshlet-webhook exited" "make kind-down"; }
-  sleep 1
-done
-sleep 2 # the API server picks up new webhook configurations within a second
+say "every pod got the proxy (a native sidecar: an init container that keeps running)"
+run kubectl -n meshlet-demo get pods \
+  -o custom-columns='POD:.metadata.name,READY:.status.containerStatuses[*].ready,SIDECAR:.spec.initContainers[?(@.restartPolicy=="Always")].name'
 
-say "SMI objects in three different versions"
-run kubectl apply -f "$EXAMPLES/01-namespace.yaml" -f "$EXAMPLES/02-routes.yaml" \
-  -f "$EXAMPLES/03-trafficsplit-v1alpha1.yaml" -f "$EXAMPLES/04-traffictarget-v1alpha2.yaml"
-
-say "the v1alpha1 TrafficSplit read back as v1alpha4, v1alpha2 and v1alpha1 (converted by the webhook)"
-run kubectl get trafficsplits.v1alpha4.split.smi-spec.io web -n meshlet-demo -o jsonpath='{.spec}{"\n"}'
-run kubectl get trafficsplits.v1alpha2.split.smi-spec.io web -n meshlet-demo -o jsonpath='{.spec}{"\n"}'
-run kubectl get trafficsplits.v1alpha1.split.smi-spec.io web -n meshlet-demo -o jsonpath='{.spec}{"\n"}'
+say "200 calls from the client to http://web: about 90 % v1, 10 % v2"
+run kubectl -n meshlet-demo exec deploy/client -c client -- \
+  /meshlet-testserver get --wait-proxy 30 --wait-ready 30 --count 200 http://web.meshlet-demo.svc.cluster.local/
 
 say "an invalid TrafficSplit is refused with a message naming the field"
 if out=$(kubectl apply -f "$EXAMPLES/bad-trafficsplit.yaml" 2>&1); then
-  echo "$out"; fail "the invalid TrafficSplit was accepted" "make kind-down"
+  echo "$out"
+  fail "the invalid TrafficSplit was accepted" "make kind-down"
 fi
 echo "$out"
 
-say "a pod in the labelled namespace gets the proxy (native sidecar) and the init step"
-run kubectl apply --dry-run=server -f "$EXAMPLES/pod.yaml" \
-  -o jsonpath='{range .spec.initContainers[*]}init: {.name} restartPolicy={.restartPolicy}{"\n"}{end}{range .spec.containers[*]}container: {.name}{"\n"}{end}'
-
 cat <<MSG
 
-Meshlet's API is live on the kind cluster "meshlet". Try:
+Meshlet is running on the kind cluster "meshlet". Try:
   export KUBECONFIG=$KUBECONFIG_PATH
-  kubectl get trafficsplits.v1alpha3.split.smi-spec.io -n meshlet-demo web -o yaml
-  kubectl get traffictargets.v1alpha1.access.smi-spec.io -n meshlet-demo -o yaml
-  kubectl apply --dry-run=server -f examples/quickstart/pod.yaml -o yaml
-Clean up: make kind-down (also stops the webhook started here).
+  # shift all traffic to v2, then call again
+  kubectl -n meshlet-demo patch trafficsplits.v1alpha4.split.smi-spec.io web --type merge \\
+    -p '{"spec":{"backends":[{"service":"web-v1","weight":0},{"service":"web-v2","weight":100}]}}'
+  kubectl -n meshlet-demo exec deploy/client -c client -- /meshlet-testserver get --count 50 http://web/
+  # the same split in the oldest SMI version (weights as quantities)
+  kubectl -n meshlet-demo get trafficsplits.v1alpha1.split.smi-spec.io web -o yaml
+  # a proxy's own view: its config and Prometheus metrics
+  kubectl -n meshlet-demo port-forward deploy/client 4191 &  curl -s localhost:4191/metrics | head
+  kubectl -n meshlet-system logs deploy/meshlet-operator
+Clean up: make uninstall (keeps the SMI CRDs), make kind-down (everything).
 MSG
