@@ -29,7 +29,14 @@ pub async fn dump_namespace(client: &Client, ns: &str) {
                         c.message.unwrap_or_default()
                     );
                 }
-                for cs in status.container_statuses.unwrap_or_default() {
+                // Init containers first: the redirect step and, as a native
+                // sidecar, the Meshlet proxy live there.
+                let statuses = status
+                    .init_container_statuses
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain(status.container_statuses.unwrap_or_default());
+                for cs in statuses {
                     eprintln!(
                         "  container {}: ready={} restarts={} state={:?}",
                         cs.name, cs.ready, cs.restart_count, cs.state

@@ -8,5 +8,7 @@
 
 pub mod cluster;
 pub mod diagnose;
+pub mod mesh;
 pub mod namespace;
+pub mod scenario;
 pub mod wait;

@@ -14,6 +14,20 @@ pub struct TestNamespace {
 
 impl TestNamespace {
     pub async fn create(client: &Client, prefix: &str) -> anyhow::Result<Self> {
+        Self::create_with(client, prefix, &[]).await
+    }
+
+    /// A namespace labelled `meshlet.dev/inject=enabled`: its pods are meshed.
+    pub async fn create_meshed(client: &Client, prefix: &str) -> anyhow::Result<Self> {
+        Self::create_with(client, prefix, &[("meshlet.dev/inject", "enabled")]).await
+    }
+
+    /// Like [`TestNamespace::create`], with extra labels.
+    pub async fn create_with(
+        client: &Client,
+        prefix: &str,
+        extra_labels: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
         let name = format!(
             "{prefix}-{:x}",
@@ -22,7 +36,13 @@ impl TestNamespace {
         let ns = Namespace {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
-                labels: Some([("meshlet.dev/e2e".to_string(), prefix.to_string())].into()),
+                labels: Some(
+                    [("meshlet.dev/e2e", prefix)]
+                        .iter()
+                        .chain(extra_labels)
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                ),
                 ..Default::default()
             },
             ..Default::default()

@@ -1,13 +1,17 @@
 //! `get`: fetch a URL `count` times, one fresh connection each (so a Service
-//! spreads them over its endpoints), and tally the outcomes.
+//! spreads them over its endpoints), and tally the outcomes; optionally with
+//! a method and headers (route-matched splits and policies), a pause between
+//! requests, and a line each time the answering version changes (to time a
+//! weight shift).
 
 use crate::summary::{Outcome, Summary};
 use anyhow::{bail, Context};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
-use hyper::{Request, Uri};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpStream;
 
 /// A parsed `http://host[:port]/path` target.
@@ -17,6 +21,8 @@ pub struct Target {
     pub port: u16,
     pub path: String,
     uri: Uri,
+    method: Method,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Target {
@@ -44,19 +50,95 @@ impl Target {
             port,
             path,
             uri,
+            method: Method::GET,
+            headers: Vec::new(),
         })
     }
+
+    /// Send `method` instead of GET (`--method`).
+    pub fn with_method(mut self, method: &str) -> anyhow::Result<Self> {
+        self.method = Method::from_bytes(method.as_bytes())
+            .with_context(|| format!("--method {method:?} is not an HTTP method"))?;
+        Ok(self)
+    }
+
+    /// Add a request header given as `Name: value` (`--header`).
+    pub fn with_header(mut self, header: &str) -> anyhow::Result<Self> {
+        let (name, value) = header
+            .split_once(':')
+            .with_context(|| format!("--header {header:?}: expected \"Name: value\""))?;
+        let name = HeaderName::from_bytes(name.trim().as_bytes())
+            .with_context(|| format!("--header {header:?}: bad header name"))?;
+        let value = HeaderValue::from_str(value.trim())
+            .with_context(|| format!("--header {header:?}: bad header value"))?;
+        self.headers.push((name, value));
+        Ok(self)
+    }
+}
+
+/// How [`run_with`] paces and reports its requests.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// How many requests.
+    pub count: usize,
+    /// Bound of each request.
+    pub timeout: Duration,
+    /// Pause between requests.
+    pub interval: Duration,
+    /// Print `CHANGE <unix ms> <version>` whenever the answering version
+    /// differs from the previous answer's (the time is when the request was
+    /// sent), so a test can tell when a weight change took effect.
+    pub print_changes: bool,
+}
+
+/// Milliseconds since the Unix epoch (the kind node and the test share the
+/// host's clock).
+pub fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }
 
 /// Fetch `target` `count` times in sequence, each bounded by `timeout`.
 pub async fn run(target: &Target, count: usize, timeout: Duration) -> Summary {
+    run_with(
+        target,
+        &RunOptions {
+            count,
+            timeout,
+            ..RunOptions::default()
+        },
+    )
+    .await
+}
+
+/// Fetch `target` as `options` say and tally the outcomes.
+pub async fn run_with(target: &Target, options: &RunOptions) -> Summary {
     let mut summary = Summary::default();
-    for _ in 0..count {
+    let mut last: Option<String> = None;
+    for i in 0..options.count {
+        if i > 0 && !options.interval.is_zero() {
+            tokio::time::sleep(options.interval).await;
+        }
+        let sent = unix_ms();
+        let timeout = options.timeout;
         let outcome = match tokio::time::timeout(timeout, fetch(target)).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => Outcome::Error(format!("{e:#}")),
             Err(_) => Outcome::Error(format!("no response within {timeout:?}")),
         };
+        if options.print_changes {
+            let now = match &outcome {
+                Outcome::Response { version, .. } => {
+                    version.clone().unwrap_or_else(|| "<none>".into())
+                }
+                Outcome::Error(_) => "<error>".into(),
+            };
+            if last.as_ref() != Some(&now) {
+                println!("CHANGE {sent} {now}");
+                last = Some(now);
+            }
+        }
         summary.add(outcome);
     }
     summary
@@ -102,8 +184,14 @@ async fn fetch(target: &Target) -> anyhow::Result<Outcome> {
         .uri
         .authority()
         .map_or(target.host.clone(), |a| a.to_string());
-    let request = Request::get(target.path.as_str())
-        .header(hyper::header::HOST, authority)
+    let mut request = Request::builder()
+        .method(target.method.clone())
+        .uri(target.path.as_str())
+        .header(hyper::header::HOST, authority);
+    for (name, value) in &target.headers {
+        request = request.header(name, value);
+    }
+    let request = request
         .body(Empty::<Bytes>::new())
         .context("building the request")?;
     let response = sender
@@ -143,6 +231,21 @@ mod tests {
         );
         let t = Target::parse("http://10.96.0.10").unwrap();
         assert_eq!((t.port, t.path.as_str()), (80, "/"));
+    }
+
+    #[test]
+    fn method_and_headers_are_checked() {
+        let t = Target::parse("http://x/").unwrap();
+        assert!(t.clone().with_method("POST").is_ok());
+        assert!(t.clone().with_method("BAD METHOD").is_err());
+        let t = t.with_header("x-canary: true").unwrap();
+        assert_eq!(t.headers[0].0, "x-canary");
+        assert_eq!(t.headers[0].1, "true");
+        let e = Target::parse("http://x/")
+            .unwrap()
+            .with_header("no-colon")
+            .unwrap_err();
+        assert!(e.to_string().contains("--header"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,10 @@ use meshlet_testserver::{client, server};
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// The Meshlet proxy's readiness on its admin port
+/// (`contract::ports::PROXY_ADMIN_PORT`, `PROXY_READY_PATH`), never redirected.
+const PROXY_READY_URL: &str = "http://127.0.0.1:4191/ready";
+
 #[derive(Parser)]
 #[command(
     version,
@@ -48,6 +52,24 @@ enum Command {
         /// EXPECT_STATUS once; then COUNT requests that must all succeed.
         #[arg(long, default_value_t = 0)]
         wait_ready: u64,
+        /// First wait up to this many seconds for the pod's Meshlet proxy to
+        /// be ready (its admin `/ready` on localhost): a meshed client that
+        /// starts before its proxy has a config would not be routed yet.
+        #[arg(long, default_value_t = 0)]
+        wait_proxy: u64,
+        /// HTTP method of every request.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Request header `Name: value` (repeatable).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// Milliseconds to pause between requests.
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
+        /// Print `CHANGE <unix ms> <version>` whenever the answering version
+        /// changes (to time a TrafficSplit weight shift).
+        #[arg(long)]
+        print_changes: bool,
     },
 }
 
@@ -93,12 +115,40 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             expect_status,
             timeout,
             wait_ready,
+            wait_proxy,
+            method,
+            headers,
+            interval_ms,
+            print_changes,
         } => {
             anyhow::ensure!(count > 0, "--count must be at least 1");
             let targets = urls
                 .iter()
-                .map(|u| client::Target::parse(u))
+                .map(|u| {
+                    let mut t = client::Target::parse(u)?.with_method(&method)?;
+                    for h in &headers {
+                        t = t.with_header(h)?;
+                    }
+                    Ok(t)
+                })
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            if wait_proxy > 0 {
+                let ready = client::Target::parse(PROXY_READY_URL)?;
+                let within = Duration::from_secs(wait_proxy);
+                match client::wait_ready(&ready, 200, within).await {
+                    Ok(took) => println!("PROXY READY after {} ms", took.as_millis()),
+                    Err(last) => {
+                        println!("PROXY NOT READY within {within:?}: {last:?}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
+            let options = client::RunOptions {
+                count,
+                timeout: Duration::from_secs(timeout),
+                interval: Duration::from_millis(interval_ms),
+                print_changes,
+            };
             let mut failed = 0;
             for (url, target) in urls.iter().zip(&targets) {
                 if wait_ready > 0 {
@@ -108,7 +158,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         Err(last) => println!("NOT READY {url} within {within:?}: {last:?}"),
                     }
                 }
-                let summary = client::run(target, count, Duration::from_secs(timeout)).await;
+                println!("START {} {url}", client::unix_ms());
+                let summary = client::run_with(target, &options).await;
+                println!("END {} {url}", client::unix_ms());
                 print!("GET {url} x{count}\n{summary}");
                 if summary.all_status(expect_status) {
                     println!("OK {url}: all {count} answered {expect_status}");
