@@ -24,6 +24,24 @@ if [[ "${1:-}" == --check ]]; then
     fail "deploy/meshlet.yaml is stale (diff above): run make deploy and commit it" "nothing to clean up"
   fi
   info "deploy/meshlet.yaml is up to date"
+  # The chart's guard rails and switches, so a broken template fails here.
+  expect_error() { # expect_error TEXT HELM-ARGS...
+    local text="$1" out
+    shift
+    if out=$("$helm" template meshlet "$REPO_ROOT/charts/meshlet" "$@" 2>&1); then
+      fail "helm template $* rendered, but should refuse ($text)" "nothing to clean up"
+    fi
+    grep -q "$text" <<<"$out" || fail "helm template $*: expected an error naming $text, got: $out" "nothing to clean up"
+  }
+  expect_error "namespace:" --set namespace=other
+  expect_error "webhook.tlsSecretName" --set webhook.replicas=2
+  variant=$("$helm" template meshlet "$REPO_ROOT/charts/meshlet" --set webhook.replicas=2,webhook.tlsSecretName=tls \
+    --set operator.replicas=2,metricsApi.enabled=true,permissive=true,image.pullPolicy=Never 2>/dev/null) ||
+    fail "helm template with every switch on" "nothing to clean up"
+  for want in "minAvailable: 1" "kind: APIService" "--permissive" "--tls-cert-file=" "imagePullPolicy: Never" "--image-pull-policy=Never"; do
+    grep -qF -- "$want" <<<"$variant" || fail "helm template with every switch on lacks: $want" "nothing to clean up"
+  done
+  info "chart guard rails and switches render as expected"
 else
   render "$@" >"$OUT.tmp" || { rm -f "$OUT.tmp"; fail "helm template charts/meshlet" "nothing to clean up"; }
   mv "$OUT.tmp" "$OUT"
