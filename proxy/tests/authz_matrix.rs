@@ -137,10 +137,16 @@ fn smi_config(http_port: u16, tcp_port: u16, tcp_other: u16, permissive: bool) -
                     )
                 },
             ],
-            probes: vec![ProbeRoute {
-                port: http_port,
-                path: "/healthz".into(),
-            }],
+            probes: vec![
+                ProbeRoute {
+                    port: http_port,
+                    path: "/healthz".into(),
+                },
+                ProbeRoute {
+                    port: http_port,
+                    path: GRPC_HEALTH_CHECK_PATH.into(),
+                },
+            ],
         },
         ..Default::default()
     }
@@ -396,6 +402,21 @@ async fn smi_authorization_matrix() {
         ("plaintext", "GET", "/healthz", vec![], "200"),
         ("plaintext", "POST", "/healthz", vec![], "tls_required"),
         ("plaintext", "GET", "/healthz/deep", vec![], "tls_required"),
+        // The kubelet's gRPC probe: h2c POST of the health check.
+        (
+            "plaintext",
+            "POST h2",
+            GRPC_HEALTH_CHECK_PATH,
+            vec![],
+            "200",
+        ),
+        (
+            "plaintext",
+            "POST h2",
+            "/grpc.health.v1.Health/Watch",
+            vec![],
+            "tls_required",
+        ),
         (
             "website-service",
             "GET",
@@ -420,9 +441,14 @@ async fn smi_authorization_matrix() {
     let client = h1_client();
     let mut rows = Vec::new();
     let mut denied_by_reason: BTreeMap<&str, u64> = BTreeMap::new();
+    let h2 = h2_client();
     for (who, method, path, headers, expected) in &http_rows {
         let hits = app.hits.load(Ordering::SeqCst);
-        let (status, body) = request(&client, http_addr[who], method, path, headers).await;
+        let (verb, via) = match method.strip_suffix(" h2") {
+            Some(verb) => (verb, &h2),
+            None => (*method, &client),
+        };
+        let (status, body) = request(via, http_addr[who], verb, path, headers).await;
         let app_hit = app.hits.load(Ordering::SeqCst) > hits;
         let got = match status {
             200 if app_hit => "200".to_string(),
@@ -518,7 +544,7 @@ async fn smi_authorization_matrix() {
         r#"inbound_tcp_authz_deny_total{reason="unauthorized_source",tls="true",client_id="spiffe://cluster.local/ns/default/sa/stranger"} 1"#,
         r#"inbound_http_authz_deny_total{reason="no_matching_rule",tls="true",client_id="spiffe://cluster.local/ns/monitoring/sa/prometheus"} 3"#,
         r#"response_total{direction="inbound",dst_namespace="",dst_service="",route="",tls="true",client_id="spiffe://cluster.local/ns/monitoring/sa/prometheus",status_code="200",classification="success"} 1"#,
-        r#"response_total{direction="inbound",dst_namespace="",dst_service="",route="",tls="no_identity",status_code="403",classification="success"} 3"#,
+        r#"response_total{direction="inbound",dst_namespace="",dst_service="",route="",tls="no_identity",status_code="403",classification="success"} 4"#,
     ] {
         assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
     }

@@ -297,10 +297,15 @@ pub struct InboundConfig {
     /// Access is additive and denied by default (unless `permissive`).
     pub policies: Vec<InboundPolicy>,
     /// The pod's HTTP probe endpoints (kubelet liveness/readiness/startup
-    /// `httpGet`): GETs to them are allowed without identity, so kubelet
-    /// probes keep working under default deny.
+    /// `httpGet`, and `grpc` as [`GRPC_HEALTH_CHECK_PATH`]): GETs to them
+    /// (the POST of the gRPC health check) are allowed without identity,
+    /// so kubelet probes keep working under default deny.
     pub probes: Vec<ProbeRoute>,
 }
+
+/// Request path of a kubelet `grpc` probe (the standard gRPC health check,
+/// a POST over plaintext HTTP/2).
+pub const GRPC_HEALTH_CHECK_PATH: &str = "/grpc.health.v1.Health/Check";
 
 /// One kubelet HTTP probe of the app.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]

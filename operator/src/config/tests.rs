@@ -528,7 +528,7 @@ fn result_does_not_depend_on_cache_order() {
 /// different spellings; the kubelet's plain-HTTP GETs become probe routes.
 #[test]
 fn kubelet_http_probes_become_probe_routes() {
-    use k8s_openapi::api::core::v1::{ContainerPort, ExecAction, HTTPGetAction, Probe};
+    use k8s_openapi::api::core::v1::{ContainerPort, ExecAction, GRPCAction, HTTPGetAction, Probe};
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     use meshlet_crds::contract::config::ProbeRoute;
 
@@ -564,7 +564,17 @@ fn kubelet_http_probes_become_probe_routes() {
         }),
         ..Default::default()
     });
+    let mut grpc = sidecar.clone();
+    grpc.name = "grpc".into();
+    grpc.liveness_probe = Some(Probe {
+        grpc: Some(GRPCAction {
+            port: 9000,
+            service: Some("app".into()),
+        }),
+        ..Default::default()
+    });
     p.spec.as_mut().unwrap().containers.push(sidecar);
+    p.spec.as_mut().unwrap().containers.push(grpc);
     // What the operator's pod cache keeps is enough.
     crate::state::stores::trim_pod(&mut p);
     let workload = Workload::of_pod(&p);
@@ -577,12 +587,17 @@ fn kubelet_http_probes_become_probe_routes() {
                 path: "/healthz".into()
             },
             ProbeRoute {
+                port: 9000,
+                path: meshlet_crds::contract::config::GRPC_HEALTH_CHECK_PATH.into()
+            },
+            ProbeRoute {
                 port: 9901,
                 path: "/".into()
             },
         ],
-        "sorted; query dropped; named port resolved; empty path is /; host, \
-         HTTPS, unknown port names and exec probes skipped; duplicates merged"
+        "sorted; query dropped; named port resolved; empty path is /; gRPC \
+         is the health check; host, HTTPS, unknown port names and exec \
+         probes skipped; duplicates merged"
     );
 }
 

@@ -2,7 +2,9 @@
 
 use k8s_openapi::api::core::v1::{Container, Pod, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use meshlet_crds::contract::config::{AppProtocol, InboundPort, ProbeRoute};
+use meshlet_crds::contract::config::{
+    AppProtocol, InboundPort, ProbeRoute, GRPC_HEALTH_CHECK_PATH,
+};
 
 /// A proxy's workload: pods with equal workloads get equal configs, so the
 /// stream computes and serializes once per workload, not once per pod.
@@ -14,14 +16,20 @@ pub struct Workload {
     pub service_account: String,
     /// The app's TCP container ports, sorted.
     pub ports: Vec<u16>,
-    /// The kubelet's plain-HTTP `httpGet` probes as (port, path), sorted.
+    /// The kubelet's plain-HTTP `httpGet` and `grpc` probes as (port,
+    /// path), sorted.
     pub probes: Vec<(u16, String)>,
 }
 
-/// The (port, path) a kubelet `httpGet` probe requests, if it is plain HTTP
-/// to the pod itself: probes with a `host` go elsewhere, and HTTPS probes
-/// are opaque to the proxy. Named ports resolve among `container`'s ports.
+/// The (port, path) a kubelet `httpGet` or `grpc` probe requests, if it is
+/// plain HTTP to the pod itself: probes with a `host` go elsewhere, and
+/// HTTPS probes are opaque to the proxy. Named ports resolve among
+/// `container`'s ports.
 fn http_probe(container: &Container, probe: &Probe) -> Option<(u16, String)> {
+    if let Some(grpc) = &probe.grpc {
+        let port = u16::try_from(grpc.port).ok().filter(|p| *p != 0)?;
+        return Some((port, GRPC_HEALTH_CHECK_PATH.to_string()));
+    }
     let get = probe.http_get.as_ref()?;
     if get.host.as_deref().is_some_and(|h| !h.is_empty())
         || get
@@ -54,7 +62,8 @@ fn http_probe(container: &Container, probe: &Probe) -> Option<(u16, String)> {
     (port != 0).then_some((port, path))
 }
 
-/// Every plain-HTTP kubelet probe of the pod's containers, sorted, unique.
+/// Every plain-HTTP (or gRPC) kubelet probe of the pod's containers,
+/// sorted, unique.
 fn http_probes(pod: &Pod) -> Vec<(u16, String)> {
     let mut probes: Vec<(u16, String)> = pod
         .spec

@@ -92,9 +92,9 @@ pub fn trim_pod(pod: &mut Pod) {
                 name: c.name,
                 ports: c.ports,
                 // httpGet probes become the proxy's probe routes.
-                liveness_probe: c.liveness_probe.and_then(http_get_only),
-                readiness_probe: c.readiness_probe.and_then(http_get_only),
-                startup_probe: c.startup_probe.and_then(http_get_only),
+                liveness_probe: c.liveness_probe.and_then(probe_request_only),
+                readiness_probe: c.readiness_probe.and_then(probe_request_only),
+                startup_probe: c.startup_probe.and_then(probe_request_only),
                 ..Default::default()
             })
             .collect();
@@ -107,15 +107,21 @@ pub fn trim_pod(pod: &mut Pod) {
     pod.status = None;
 }
 
-/// A probe's `httpGet` action alone (what the inbound config needs).
-fn http_get_only(
+/// A probe's `httpGet` or `grpc` action alone (what the inbound config needs).
+fn probe_request_only(
     p: k8s_openapi::api::core::v1::Probe,
 ) -> Option<k8s_openapi::api::core::v1::Probe> {
-    p.http_get.map(|get| k8s_openapi::api::core::v1::Probe {
-        http_get: Some(k8s_openapi::api::core::v1::HTTPGetAction {
-            http_headers: None,
-            ..get
-        }),
+    if p.http_get.is_none() && p.grpc.is_none() {
+        return None;
+    }
+    Some(k8s_openapi::api::core::v1::Probe {
+        http_get: p
+            .http_get
+            .map(|get| k8s_openapi::api::core::v1::HTTPGetAction {
+                http_headers: None,
+                ..get
+            }),
+        grpc: p.grpc,
         ..Default::default()
     })
 }

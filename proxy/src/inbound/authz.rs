@@ -10,6 +10,7 @@ use super::Peer;
 use crate::http::{full, Body};
 use crate::split::RequestView;
 use http::{header, HeaderValue, Response, StatusCode};
+use meshlet_crds::contract::config::GRPC_HEALTH_CHECK_PATH;
 use meshlet_crds::contract::metrics as names;
 
 /// What is being decided on.
@@ -111,7 +112,10 @@ pub fn decide<'p>(
     }
     let Some(client) = peer.identity() else {
         if let Traffic::Http(req) = traffic {
-            if req.method == http::Method::GET && policy.is_probe(port, req.path) {
+            // The kubelet GETs HTTP probes and POSTs the gRPC health check.
+            let probe_method = req.method == http::Method::GET
+                || (req.method == http::Method::POST && req.path == GRPC_HEALTH_CHECK_PATH);
+            if probe_method && policy.is_probe(port, req.path) {
                 return Decision::Allow(Grant::Probe);
             }
         }
@@ -250,10 +254,16 @@ mod tests {
                     ports: vec![],
                 },
             ],
-            probes: vec![ProbeRoute {
-                port: 8080,
-                path: "/healthz".into(),
-            }],
+            probes: vec![
+                ProbeRoute {
+                    port: 8080,
+                    path: "/healthz".into(),
+                },
+                ProbeRoute {
+                    port: 8080,
+                    path: GRPC_HEALTH_CHECK_PATH.into(),
+                },
+            ],
             ..Default::default()
         })
         .unwrap()
@@ -433,6 +443,21 @@ mod tests {
                 "{method} {path}"
             );
         }
+        // The kubelet's gRPC probe: a POST of the health check.
+        assert_eq!(
+            http(&p, &Peer::Plaintext, "POST", GRPC_HEALTH_CHECK_PATH, &[]),
+            Ok("Probe".into())
+        );
+        assert_eq!(
+            reason(http(
+                &p,
+                &Peer::Plaintext,
+                "POST",
+                "/grpc.health.v1.Health/Watch",
+                &[]
+            )),
+            Some(DenyReason::TlsRequired)
+        );
         let open = smi_example(true);
         assert_eq!(
             http(&open, &Peer::Plaintext, "POST", "/x", &[]),
