@@ -5,6 +5,8 @@
 //! certify client.
 #![allow(dead_code)]
 
+pub mod processes;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
