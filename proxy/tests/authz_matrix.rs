@@ -373,6 +373,21 @@ async fn smi_authorization_matrix() {
             vec![UA_ANDROID],
             "no_matching_rule",
         ),
+        // `/api/.*` must not let `/api/../admin` through.
+        (
+            "mobile-bff",
+            "GET",
+            "/api/../admin",
+            vec![UA_IPHONE],
+            "no_matching_rule",
+        ),
+        (
+            "mobile-bff",
+            "GET",
+            "/api/%2e%2e/admin",
+            vec![UA_IPHONE],
+            "no_matching_rule",
+        ),
         (
             "mobile-bff",
             "PATCH",

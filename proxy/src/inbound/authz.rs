@@ -5,7 +5,7 @@
 //! kubelet probes (plaintext GETs of the pod's `httpGet` probe paths) are
 //! allowed under default deny.
 
-use super::policy::InboundPolicy;
+use super::policy::{is_ambiguous_path, InboundPolicy};
 use super::Peer;
 use crate::http::{full, Body};
 use crate::split::RequestView;
@@ -148,17 +148,22 @@ pub fn decide<'p>(
         .map(|t| t.name.as_str())
         .collect();
     targets.dedup();
-    let what = match traffic {
+    let (what, why) = match traffic {
         Traffic::Http(req) => {
             let path = req.path.get(..MAX_QUOTED_PATH).unwrap_or(req.path);
-            format!("{} {path}", req.method)
+            let why = if is_ambiguous_path(req.path) {
+                " (paths with dot-segments or encoded slashes match no pathRegex)"
+            } else {
+                ""
+            };
+            (format!("{} {path}", req.method), why)
         }
-        Traffic::Tcp => format!("TCP port {port}"),
+        Traffic::Tcp => (format!("TCP port {port}"), ""),
     };
     Denial::deny(
         DenyReason::NoMatchingRule,
         format!(
-            "{what} from {client} matches no rule of TrafficTarget {}",
+            "{what} from {client} matches no rule of TrafficTarget {}{why}",
             targets.join(", ")
         ),
     )
@@ -227,7 +232,15 @@ mod tests {
                 Policy {
                     name: "insiders".into(),
                     sources: vec![id("mobile-bff")],
-                    http: vec![android],
+                    http: vec![
+                        android,
+                        m(
+                            "iphone",
+                            Some("/api/.*"),
+                            &["GET"],
+                            &[("user-agent", ".*iPhone.*")],
+                        ),
+                    ],
                     tcp_ports: vec![],
                     ports: vec![],
                 },
@@ -343,6 +356,23 @@ mod tests {
             reason(http(&p, &mtls("stranger"), "GET", "/api", &[])),
             Some(DenyReason::UnauthorizedSource)
         );
+    }
+
+    #[test]
+    fn dot_segments_never_match_a_path_rule() {
+        let p = smi_example(false);
+        let bff = mtls("mobile-bff");
+        let ua = ("user-agent", "iPhone");
+        assert!(http(&p, &bff, "GET", "/api/items", &[ua]).is_ok());
+        let (r, msg) = http(&p, &bff, "GET", "/api/../admin", &[ua]).unwrap_err();
+        assert_eq!(r, DenyReason::NoMatchingRule);
+        assert!(msg.contains("dot-segments"), "{msg}");
+        assert!(http(&p, &bff, "GET", "/api/%2e%2e/admin", &[ua]).is_err());
+        // A match without a path regex is not about paths.
+        let android = [("user-agent", "Android"), ("cookie", "type=insider")];
+        assert!(http(&p, &bff, "GET", "/x/../y", &android).is_ok());
+        // An all-traffic grant is not about paths.
+        assert!(http(&p, &mtls("admin"), "GET", "/x/../y", &[]).is_ok());
     }
 
     #[test]

@@ -61,9 +61,30 @@ impl CompiledTarget {
     /// Whether an HTTP request to `port` is allowed (sources aside). A TCP
     /// grant for the port covers HTTP on it too: it carries the same bytes.
     pub fn allows_request(&self, port: u16, req: &RequestView<'_>) -> bool {
+        let ambiguous = is_ambiguous_path(req.path);
         self.allows_connection(port)
-            || (self.on_port(port) && self.http.iter().any(|m| m.matches(req)))
+            || (self.on_port(port)
+                && self
+                    .http
+                    .iter()
+                    .any(|m| !(ambiguous && m.has_path_regex()) && m.matches(req)))
     }
+}
+
+/// Whether `path` may name another resource once the app normalizes it:
+/// a `.` or `..` segment (also percent-encoded) or an encoded slash or
+/// backslash. `/public/../admin` matches `/public/.*` as written but is
+/// `/admin` to most servers, so such paths never match a `pathRegex`.
+/// Clients normalize paths before sending, so legitimate calls are not hit.
+pub fn is_ambiguous_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || lower.contains('\\') {
+        return true;
+    }
+    lower
+        .split('/')
+        .map(|segment| segment.replace("%2e", "."))
+        .any(|segment| segment == "." || segment == "..")
 }
 
 impl InboundPolicy {
@@ -179,6 +200,24 @@ mod tests {
             e.starts_with("inbound.policies[0](tt).http[0].pathRegex"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn dot_segments_and_encoded_slashes_are_ambiguous() {
+        for path in [
+            "/public/../admin",
+            "/public/./x",
+            "/public/%2e%2e/admin",
+            "/public/%2E./admin",
+            "/public%2fadmin",
+            "/public/..",
+            "..",
+        ] {
+            assert!(is_ambiguous_path(path), "{path}");
+        }
+        for path in ["/", "/public/a.b", "/public/...", "/v1.2/x..y", "/%41"] {
+            assert!(!is_ambiguous_path(path), "{path}");
+        }
     }
 
     #[test]

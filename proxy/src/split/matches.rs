@@ -65,6 +65,11 @@ impl CompiledMatch {
         })
     }
 
+    /// Whether the match constrains the path.
+    pub fn has_path_regex(&self) -> bool {
+        self.path.is_some()
+    }
+
     /// Whether the request matches.
     pub fn matches(&self, req: &RequestView<'_>) -> bool {
         if let Some(re) = &self.path {
