@@ -671,7 +671,7 @@ async fn a_config_update_under_load_flips_decisions_for_new_requests() {
         wrong.len()
     );
     assert!(wrong.is_empty(), "decided with a stale policy: {wrong:?}");
-    assert!(ok > 50 && denied > 50, "{ok} allowed, {denied} denied");
+    assert!(ok > 20 && denied > 20, "{ok} allowed, {denied} denied");
 }
 
 /// A proxy on loopback holding a certificate for `ns/sa` from `ca`.
