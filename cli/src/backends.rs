@@ -28,10 +28,7 @@ pub async fn deployments_of(
         .await
         .with_context(|| format!("reading Service {namespace}/{service}"))?
         .with_context(|| format!("backend Service {namespace}/{service} does not exist"))?;
-    let selector = svc
-        .spec
-        .and_then(|s| s.selector)
-        .unwrap_or_default();
+    let selector = svc.spec.and_then(|s| s.selector).unwrap_or_default();
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let list = deployments
         .list(&ListParams::default())
@@ -66,8 +63,14 @@ mod tests {
                 .collect::<BTreeMap<_, _>>()
         };
         let selector = map(&[("app", "web"), ("track", "canary")]);
-        assert!(selects(&selector, &map(&[("app", "web"), ("track", "canary"), ("x", "y")])));
+        assert!(selects(
+            &selector,
+            &map(&[("app", "web"), ("track", "canary"), ("x", "y")])
+        ));
         assert!(!selects(&selector, &map(&[("app", "web")])));
-        assert!(!selects(&map(&[]), &map(&[("app", "web")])), "an empty selector selects nothing");
+        assert!(
+            !selects(&map(&[]), &map(&[("app", "web")])),
+            "an empty selector selects nothing"
+        );
     }
 }

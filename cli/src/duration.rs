@@ -31,7 +31,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "h" => 3600.0,
             "d" => 86400.0,
             "" => return Err(format!("{text:?} has no unit; use ms, s, m, h or d")),
-            other => return Err(format!("unknown unit {other:?} in {text:?}; use ms, s, m, h or d")),
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?} in {text:?}; use ms, s, m, h or d"
+                ))
+            }
         };
         total += value * seconds;
         rest = tail;

@@ -24,6 +24,15 @@ pub struct KubeArgs {
 impl KubeArgs {
     /// The client configuration these flags select.
     pub async fn config(&self) -> anyhow::Result<kube::Config> {
+        let mut config = self.loaded_config().await?;
+        // kube retries 429/503/504 up to 15 times with backoff (minutes):
+        // right for controllers, wrong for a command someone waits on. An
+        // unavailable aggregated API (503) must be reported at once.
+        config.default_retry = false;
+        Ok(config)
+    }
+
+    async fn loaded_config(&self) -> anyhow::Result<kube::Config> {
         let options = KubeConfigOptions {
             context: self.context.clone(),
             ..Default::default()

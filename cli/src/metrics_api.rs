@@ -133,15 +133,25 @@ impl MetricsApi {
                 if let Some(problem) = api_unavailable(&self.client).await {
                     anyhow::bail!("{problem}");
                 }
-                Err(anyhow::anyhow!("GET {path}: {} ({})", status.message, status.code))
+                Err(anyhow::anyhow!(
+                    "GET {path}: {} ({})",
+                    status.message,
+                    status.code
+                ))
             }
             Err(e) => Err(e).with_context(|| format!("GET {path}")),
         }
     }
 
     /// Metrics of one resource.
-    pub async fn one(&self, plural: &str, namespace: &str, name: &str) -> anyhow::Result<TrafficMetrics> {
-        self.get(&resource_path(plural, namespace, Some(name))).await
+    pub async fn one(
+        &self,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<TrafficMetrics> {
+        self.get(&resource_path(plural, namespace, Some(name)))
+            .await
     }
 
     /// Metrics of every resource of a kind.
@@ -255,6 +265,9 @@ mod tests {
         let a = Golden::from_traffic_metrics(&tm("10", "0", "2", "10", "30s")).unwrap();
         let b = Golden::from_traffic_metrics(&tm("20", "10", "5", "7", "30s")).unwrap();
         let c = Golden::combine(&[a, b]);
-        assert_eq!((c.success, c.failure, c.p50_ms, c.p99_ms), (30, 10, Some(5.0), Some(10.0)));
+        assert_eq!(
+            (c.success, c.failure, c.p50_ms, c.p99_ms),
+            (30, 10, Some(5.0), Some(10.0))
+        );
     }
 }

@@ -92,7 +92,13 @@ pub fn table(rows: &[Row]) -> String {
         lines.push(cells);
     }
     let widths: Vec<usize> = (0..lines[0].len())
-        .map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for line in lines {
@@ -184,7 +190,9 @@ pub async fn run(kube: &KubeArgs, args: &StatArgs) -> anyhow::Result<()> {
     let (client, namespace) = kube.client().await?;
     let api = MetricsApi::new(client.clone());
     let rows = match args.kind {
-        StatKind::Trafficsplit => split_rows(&client, &api, &namespace, args.name.as_deref()).await?,
+        StatKind::Trafficsplit => {
+            split_rows(&client, &api, &namespace, args.name.as_deref()).await?
+        }
         kind => resource_rows(&api, kind, &namespace, args.name.as_deref()).await?,
     };
     match args.output {
@@ -209,7 +217,10 @@ mod tests {
             p99_ms: Some(42.0),
             window: Duration::from_secs(60),
         };
-        let idle = Golden { window: Duration::from_secs(60), ..Golden::default() };
+        let idle = Golden {
+            window: Duration::from_secs(60),
+            ..Golden::default()
+        };
         let rows = vec![Row::new("web", &busy), Row::new("worker-long-name", &idle)];
         assert_eq!(
             table(&rows),
@@ -221,12 +232,24 @@ mod tests {
 
     #[test]
     fn split_rows_have_split_and_weight_columns() {
-        let g = Golden { success: 30, window: Duration::from_secs(30), p50_ms: Some(3.0), p99_ms: Some(9.0), ..Golden::default() };
+        let g = Golden {
+            success: 30,
+            window: Duration::from_secs(30),
+            p50_ms: Some(3.0),
+            p99_ms: Some(9.0),
+            ..Golden::default()
+        };
         let mut row = Row::new("web-v2", &g);
         row.split = Some("web".into());
         row.weight = Some(10);
         let text = table(&[row]);
-        assert!(text.starts_with("TRAFFICSPLIT   NAME     WEIGHT   SUCCESS"), "{text}");
-        assert!(text.contains("web            web-v2   10       100.00%   1.0"), "{text}");
+        assert!(
+            text.starts_with("TRAFFICSPLIT   NAME     WEIGHT   SUCCESS"),
+            "{text}"
+        );
+        assert!(
+            text.contains("web            web-v2   10       100.00%   1.0"),
+            "{text}"
+        );
     }
 }

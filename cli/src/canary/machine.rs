@@ -136,7 +136,11 @@ mod tests {
     }
 
     fn ok() -> Observation {
-        Observation { requests: 100, failures: 1, p99_ms: Some(499.0) }
+        Observation {
+            requests: 100,
+            failures: 1,
+            p99_ms: Some(499.0),
+        }
     }
 
     #[test]
@@ -156,8 +160,17 @@ mod tests {
     #[test]
     fn a_failure_rate_above_the_limit_rolls_back() {
         let p = policy();
-        let state = p.next(&p.start(0), &Observation { requests: 100, failures: 2, p99_ms: Some(1.0) });
-        let State::RolledBack { reason } = &state else { panic!("{state:?}") };
+        let state = p.next(
+            &p.start(0),
+            &Observation {
+                requests: 100,
+                failures: 2,
+                p99_ms: Some(1.0),
+            },
+        );
+        let State::RolledBack { reason } = &state else {
+            panic!("{state:?}")
+        };
         assert!(reason.contains("failure rate 2.00%"), "{reason}");
         assert_eq!(state.weights(), (0, 100));
         // Final states stay final.
@@ -167,34 +180,91 @@ mod tests {
     #[test]
     fn a_p99_above_the_limit_rolls_back_even_at_100() {
         let p = policy();
-        let state = p.next(&p.start(100), &Observation { requests: 100, failures: 0, p99_ms: Some(501.0) });
-        assert!(matches!(state, State::RolledBack { ref reason } if reason.contains("p99")), "{state:?}");
+        let state = p.next(
+            &p.start(100),
+            &Observation {
+                requests: 100,
+                failures: 0,
+                p99_ms: Some(501.0),
+            },
+        );
+        assert!(
+            matches!(state, State::RolledBack { ref reason } if reason.contains("p99")),
+            "{state:?}"
+        );
     }
 
     #[test]
     fn too_little_traffic_holds_then_rolls_back() {
         let p = policy();
-        let quiet = Observation { requests: 9, failures: 0, p99_ms: Some(1.0) };
+        let quiet = Observation {
+            requests: 9,
+            failures: 0,
+            p99_ms: Some(1.0),
+        };
         let held = p.next(&p.start(0), &quiet);
-        assert_eq!(held, State::Progressing { canary: 30, idle: 1 });
+        assert_eq!(
+            held,
+            State::Progressing {
+                canary: 30,
+                idle: 1
+            }
+        );
         // Traffic again resets the idle count and advances.
-        assert_eq!(p.next(&held, &ok()), State::Progressing { canary: 60, idle: 0 });
+        assert_eq!(
+            p.next(&held, &ok()),
+            State::Progressing {
+                canary: 60,
+                idle: 0
+            }
+        );
         let rolled = p.next(&held, &quiet);
-        assert!(matches!(rolled, State::RolledBack { ref reason } if reason.contains("2 intervals")), "{rolled:?}");
+        assert!(
+            matches!(rolled, State::RolledBack { ref reason } if reason.contains("2 intervals")),
+            "{rolled:?}"
+        );
     }
 
     #[test]
     fn a_resumed_canary_carries_on_from_its_share() {
         let p = policy();
-        assert_eq!(p.start(45), State::Progressing { canary: 45, idle: 0 });
-        assert_eq!(p.next(&p.start(45), &ok()), State::Progressing { canary: 75, idle: 0 });
-        assert_eq!(p.start(0), State::Progressing { canary: 30, idle: 0 });
+        assert_eq!(
+            p.start(45),
+            State::Progressing {
+                canary: 45,
+                idle: 0
+            }
+        );
+        assert_eq!(
+            p.next(&p.start(45), &ok()),
+            State::Progressing {
+                canary: 75,
+                idle: 0
+            }
+        );
+        assert_eq!(
+            p.start(0),
+            State::Progressing {
+                canary: 30,
+                idle: 0
+            }
+        );
     }
 
     #[test]
     fn limits_are_inclusive() {
         let p = policy();
-        let at_limits = Observation { requests: 100, failures: 1, p99_ms: Some(500.0) };
-        assert_eq!(p.next(&p.start(0), &at_limits), State::Progressing { canary: 60, idle: 0 });
+        let at_limits = Observation {
+            requests: 100,
+            failures: 1,
+            p99_ms: Some(500.0),
+        };
+        assert_eq!(
+            p.next(&p.start(0), &at_limits),
+            State::Progressing {
+                canary: 60,
+                idle: 0
+            }
+        );
     }
 }

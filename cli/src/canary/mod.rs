@@ -99,7 +99,9 @@ pub async fn drive(
     let api: Api<TrafficSplit> = Api::namespaced(client.clone(), &plan.namespace);
     let current = split::read(&api, &plan.split).await?;
     let pair = split::pair(&current, &plan.to, plan.from.as_deref())?;
-    let mut state = plan.policy.start(split::canary_percent(&current, &pair.canary));
+    let mut state = plan
+        .policy
+        .start(split::canary_percent(&current, &pair.canary));
     let (canary, primary) = state.weights();
     let mut stored = split::write(&api, &current, &pair, canary, primary).await?;
     let _ = writeln!(
@@ -161,7 +163,11 @@ pub async fn drive(
         state = next;
         match &state {
             State::Progressing { idle, .. } if *idle > 0 => {
-                let _ = writeln!(out, "waiting for traffic ({idle}/{})", plan.policy.max_idle_intervals);
+                let _ = writeln!(
+                    out,
+                    "waiting for traffic ({idle}/{})",
+                    plan.policy.max_idle_intervals
+                );
             }
             State::Progressing { .. } => write_weights_line(out, &pair, &state),
             State::Promoted => {
@@ -214,7 +220,11 @@ pub async fn run(kube: &KubeArgs, args: &CanaryArgs) -> anyhow::Result<ExitCode>
         let current = split::read(&api, &plan.split).await?;
         let pair = split::pair(&current, &plan.to, plan.from.as_deref())?;
         split::write(&api, &current, &pair, 0, 100).await?;
-        let _ = writeln!(out, "rolled back: {} 0%, {} 100%", pair.canary, pair.primary);
+        let _ = writeln!(
+            out,
+            "rolled back: {} 0%, {} 100%",
+            pair.canary, pair.primary
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let source = TrafficMetricsSource {
@@ -226,9 +236,11 @@ pub async fn run(kube: &KubeArgs, args: &CanaryArgs) -> anyhow::Result<ExitCode>
         anyhow::bail!("{problem}");
     }
     let stop = stop_on_signal()?;
-    Ok(match drive(&client, &plan, &source, stop, &mut out).await? {
-        Outcome::Promoted => ExitCode::SUCCESS,
-        Outcome::RolledBack(_) => ExitCode::FAILURE,
-        Outcome::Interrupted { .. } => ExitCode::from(130),
-    })
+    Ok(
+        match drive(&client, &plan, &source, stop, &mut out).await? {
+            Outcome::Promoted => ExitCode::SUCCESS,
+            Outcome::RolledBack(_) => ExitCode::FAILURE,
+            Outcome::Interrupted { .. } => ExitCode::from(130),
+        },
+    )
 }

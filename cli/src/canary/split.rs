@@ -33,20 +33,28 @@ pub fn pair(split: &TrafficSplit, to: &str, from: Option<&str>) -> anyhow::Resul
             .join(", ")
     };
     if !backends.iter().any(|b| b.service == to) {
-        anyhow::bail!("--to {to}: not a backend of this TrafficSplit (backends: {})", names());
+        anyhow::bail!(
+            "--to {to}: not a backend of this TrafficSplit (backends: {})",
+            names()
+        );
     }
     let primary = match from {
         Some(from) if from == to => anyhow::bail!("--from {from}: the same backend as --to"),
         Some(from) if backends.iter().any(|b| b.service == from) => from.to_string(),
         Some(from) => {
-            anyhow::bail!("--from {from}: not a backend of this TrafficSplit (backends: {})", names())
+            anyhow::bail!(
+                "--from {from}: not a backend of this TrafficSplit (backends: {})",
+                names()
+            )
         }
         None => backends
             .iter()
             .filter(|b| b.service != to)
             .max_by_key(|b| b.weight)
             .map(|b| b.service.clone())
-            .with_context(|| format!("--to {to}: the TrafficSplit has no other backend to take traffic from"))?,
+            .with_context(|| {
+                format!("--to {to}: the TrafficSplit has no other backend to take traffic from")
+            })?,
     };
     Ok(Pair {
         canary: to.to_string(),
@@ -144,12 +152,24 @@ mod tests {
         let s = split(&[("web-v1", 900), ("web-v2", 100), ("web-old", 0)]);
         assert_eq!(
             pair(&s, "web-v2", None).unwrap(),
-            Pair { canary: "web-v2".into(), primary: "web-v1".into() }
+            Pair {
+                canary: "web-v2".into(),
+                primary: "web-v1".into()
+            }
         );
-        assert_eq!(pair(&s, "web-v2", Some("web-old")).unwrap().primary, "web-old");
+        assert_eq!(
+            pair(&s, "web-v2", Some("web-old")).unwrap().primary,
+            "web-old"
+        );
         let err = pair(&s, "web-v3", None).unwrap_err().to_string();
-        assert!(err.starts_with("--to web-v3") && err.contains("web-v1, web-v2, web-old"), "{err}");
-        assert!(pair(&s, "web-v2", Some("nope")).unwrap_err().to_string().starts_with("--from nope"));
+        assert!(
+            err.starts_with("--to web-v3") && err.contains("web-v1, web-v2, web-old"),
+            "{err}"
+        );
+        assert!(pair(&s, "web-v2", Some("nope"))
+            .unwrap_err()
+            .to_string()
+            .starts_with("--from nope"));
         assert!(pair(&s, "web-v2", Some("web-v2")).is_err());
         assert!(pair(&split(&[("only", 1)]), "only", None).is_err());
     }

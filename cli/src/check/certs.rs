@@ -36,7 +36,9 @@ pub fn parse_bundle(pem: &[u8]) -> Result<Vec<CertInfo>, String> {
 /// least `margin` more, else what is wrong.
 pub fn check_bundle(pem: &[u8], margin: Duration, now: SystemTime) -> Result<String, String> {
     let certs = parse_bundle(pem)?;
-    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let mut earliest = i64::MAX;
     for cert in &certs {
         let left = cert.not_after - now;
@@ -87,13 +89,27 @@ mod tests {
         let margin = Duration::from_secs(30 * 86400);
         let now = SystemTime::now();
         let ok = check_bundle(cert_pem(90).as_bytes(), margin, now).unwrap();
-        assert!(ok == "1 certificate, valid for 89 days more" || ok == "1 certificate, valid for 90 days more", "{ok}");
+        assert!(
+            ok == "1 certificate, valid for 89 days more"
+                || ok == "1 certificate, valid for 90 days more",
+            "{ok}"
+        );
         let two = format!("{}{}", cert_pem(90), cert_pem(10));
         let err = check_bundle(two.as_bytes(), margin, now).unwrap_err();
-        assert!(err.contains("expires in 9 days") || err.contains("expires in 10 days"), "{err}");
+        assert!(
+            err.contains("expires in 9 days") || err.contains("expires in 10 days"),
+            "{err}"
+        );
         let err = check_bundle(cert_pem(-1).as_bytes(), margin, now).unwrap_err();
         assert!(err.contains("expired"), "{err}");
-        assert!(check_bundle(b"", margin, now).unwrap_err().contains("no PEM"));
-        assert!(check_bundle(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", margin, now).is_err());
+        assert!(check_bundle(b"", margin, now)
+            .unwrap_err()
+            .contains("no PEM"));
+        assert!(check_bundle(
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            margin,
+            now
+        )
+        .is_err());
     }
 }

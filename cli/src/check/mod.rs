@@ -39,7 +39,11 @@ impl Check {
     }
 
     /// A failed check with what is wrong and a hint.
-    pub fn fail(name: impl Into<String>, detail: impl Into<String>, hint: impl Into<String>) -> Check {
+    pub fn fail(
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Check {
         Check {
             name: name.into(),
             ok: false,
@@ -73,7 +77,10 @@ pub fn render_text(checks: &[Check]) -> String {
     if failed == 0 {
         out.push_str(&format!("Status: all {} checks passed\n", checks.len()));
     } else {
-        out.push_str(&format!("Status: {failed} of {} checks failed\n", checks.len()));
+        out.push_str(&format!(
+            "Status: {failed} of {} checks failed\n",
+            checks.len()
+        ));
     }
     out
 }
@@ -127,7 +134,11 @@ mod tests {
         let checks = vec![
             Check::pass("CRDs present", Some("5".to_string())),
             Check::pass("plain", None),
-            Check::fail("operator ready", "0/1 replicas ready", "kubectl -n meshlet-system describe deploy meshlet-operator"),
+            Check::fail(
+                "operator ready",
+                "0/1 replicas ready",
+                "kubectl -n meshlet-system describe deploy meshlet-operator",
+            ),
         ];
         assert_eq!(
             render_text(&checks),
@@ -137,7 +148,10 @@ mod tests {
         );
         let json: serde_json::Value = serde_json::from_str(&render_json(&checks)).unwrap();
         assert_eq!(json["ok"], false);
-        assert_eq!(json["checks"][2]["hint"], "kubectl -n meshlet-system describe deploy meshlet-operator");
+        assert_eq!(
+            json["checks"][2]["hint"],
+            "kubectl -n meshlet-system describe deploy meshlet-operator"
+        );
         assert!(json["checks"][1].get("detail").is_none());
     }
 }

@@ -64,7 +64,13 @@ pub async fn crds(client: &kube::Client, options: &Options) -> Vec<Check> {
     let mut checks = Vec::new();
     for expected in manifests::all(CrdRender::Full) {
         let name = expected.metadata.name.clone().unwrap_or_default();
-        let want: Vec<String> = expected.spec.versions.iter().map(|v| v.name.clone()).collect();
+        let mut want: Vec<String> = expected
+            .spec
+            .versions
+            .iter()
+            .map(|v| v.name.clone())
+            .collect();
+        want.sort();
         let title = format!("CRD {name} serves {}", want.join(", "));
         let found = match api.get_opt(&name).await {
             Ok(Some(crd)) => crd,
@@ -73,7 +79,11 @@ pub async fn crds(client: &kube::Client, options: &Options) -> Vec<Check> {
                 continue;
             }
             Err(e) => {
-                checks.push(Check::fail(title, e.to_string(), "check your permissions to read CRDs"));
+                checks.push(Check::fail(
+                    title,
+                    e.to_string(),
+                    "check your permissions to read CRDs",
+                ));
                 continue;
             }
         };
@@ -96,16 +106,21 @@ pub fn crd_check(
         .filter(|v| v.served)
         .map(|v| v.name.as_str())
         .collect();
-    let missing: Vec<&str> = expected
+    let mut missing: Vec<&str> = expected
         .spec
         .versions
         .iter()
         .map(|v| v.name.as_str())
         .filter(|v| !served.contains(v))
         .collect();
+    missing.sort();
     let upgrade = "re-apply the install manifests of this version (meshlet install | kubectl apply --server-side -f -)";
     if !missing.is_empty() {
-        return Check::fail(title, format!("not served: {}", missing.join(", ")), upgrade);
+        return Check::fail(
+            title,
+            format!("not served: {}", missing.join(", ")),
+            upgrade,
+        );
     }
     let storage = |crd: &CustomResourceDefinition| {
         crd.spec
@@ -126,9 +141,16 @@ pub fn crd_check(
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        });
     if !established {
-        return Check::fail(title, "not Established yet", "wait a few seconds; kubectl describe crd shows why");
+        return Check::fail(
+            title,
+            "not Established yet",
+            "wait a few seconds; kubectl describe crd shows why",
+        );
     }
     let webhook = found
         .spec
@@ -160,49 +182,88 @@ pub fn crd_check(
     Check::pass(title, None)
 }
 
+type Webhooks = Option<Vec<(String, WebhookClientConfig)>>;
+
 async fn webhook_configurations(client: &kube::Client, options: &Options) -> Vec<Check> {
-    let mut checks = Vec::new();
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let config = match mutating.get_opt(install::INJECT_WEBHOOK_CONFIGURATION).await {
-        Ok(Some(c)) => Some(c.webhooks.unwrap_or_default().into_iter().map(|w| (w.name, w.client_config)).collect()),
-        Ok(None) => None,
-        Err(e) => {
-            checks.push(Check::fail("MutatingWebhookConfiguration meshlet-inject exists", e.to_string(), "check your permissions"));
-            return checks;
-        }
-    };
-    checks.extend(webhook_checks(client, "MutatingWebhookConfiguration", install::INJECT_WEBHOOK_CONFIGURATION, config, options).await);
     let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let config = match validating.get_opt(install::VALIDATE_WEBHOOK_CONFIGURATION).await {
-        Ok(Some(c)) => Some(c.webhooks.unwrap_or_default().into_iter().map(|w| (w.name, w.client_config)).collect()),
-        Ok(None) => None,
-        Err(e) => {
-            checks.push(Check::fail("ValidatingWebhookConfiguration meshlet-validate exists", e.to_string(), "check your permissions"));
-            return checks;
+    let inject: Result<Webhooks, kube::Error> = mutating
+        .get_opt(install::INJECT_WEBHOOK_CONFIGURATION)
+        .await
+        .map(|c| {
+            c.map(|c| {
+                let hooks = c.webhooks.unwrap_or_default().into_iter();
+                hooks.map(|w| (w.name, w.client_config)).collect()
+            })
+        });
+    let validate: Result<Webhooks, kube::Error> = validating
+        .get_opt(install::VALIDATE_WEBHOOK_CONFIGURATION)
+        .await
+        .map(|c| {
+            c.map(|c| {
+                let hooks = c.webhooks.unwrap_or_default().into_iter();
+                hooks.map(|w| (w.name, w.client_config)).collect()
+            })
+        });
+    let mut checks = Vec::new();
+    let mut services = BTreeSet::new();
+    for (kind, name, found) in [
+        (
+            "MutatingWebhookConfiguration",
+            install::INJECT_WEBHOOK_CONFIGURATION,
+            inject,
+        ),
+        (
+            "ValidatingWebhookConfiguration",
+            install::VALIDATE_WEBHOOK_CONFIGURATION,
+            validate,
+        ),
+    ] {
+        match found {
+            Ok(webhooks) => {
+                let (found_checks, found_services) = webhook_checks(kind, name, webhooks, options);
+                checks.extend(found_checks);
+                services.extend(found_services);
+            }
+            Err(e) => checks.push(Check::fail(
+                format!("{kind} {name} exists"),
+                e.to_string(),
+                "check your permissions to read webhook configurations",
+            )),
         }
-    };
-    checks.extend(webhook_checks(client, "ValidatingWebhookConfiguration", install::VALIDATE_WEBHOOK_CONFIGURATION, config, options).await);
+    }
+    // One line per Service, however many webhooks call it.
+    for (namespace, service) in services {
+        checks.push(service_ready(client, &namespace, &service).await);
+    }
     checks
 }
 
-/// Three lines for one webhook configuration: it exists; every webhook's
-/// caBundle is valid; the Services it calls have ready endpoints.
-async fn webhook_checks(
-    client: &kube::Client,
+/// The lines for one webhook configuration (it exists; every webhook's
+/// caBundle is valid) and the Services its webhooks call.
+pub fn webhook_checks(
     kind: &str,
     name: &str,
-    webhooks: Option<Vec<(String, WebhookClientConfig)>>,
+    webhooks: Webhooks,
     options: &Options,
-) -> Vec<Check> {
+) -> (Vec<Check>, BTreeSet<(String, String)>) {
     let exists = format!("{kind} {name} exists");
     let Some(webhooks) = webhooks.filter(|w| !w.is_empty()) else {
-        return vec![Check::fail(exists, "not found (or has no webhooks)", INSTALL_HINT)];
+        let missing = Check::fail(exists, "not found (or has no webhooks)", INSTALL_HINT);
+        return (vec![missing], BTreeSet::new());
     };
-    let mut checks = vec![Check::pass(exists, Some(format!("{} webhook(s)", webhooks.len())))];
+    let mut checks = vec![Check::pass(
+        exists,
+        Some(format!("{} webhook(s)", webhooks.len())),
+    )];
     let bundle_title = format!("{kind} {name} has a valid caBundle");
     let mut bundle_check = None;
     for (webhook, config) in &webhooks {
-        let bundle = config.ca_bundle.as_ref().map(|b| b.0.clone()).unwrap_or_default();
+        let bundle = config
+            .ca_bundle
+            .as_ref()
+            .map(|b| b.0.clone())
+            .unwrap_or_default();
         match check_bundle(&bundle, options.expiry_margin, SystemTime::now()) {
             Ok(summary) => {
                 bundle_check.get_or_insert(Check::pass(bundle_title.clone(), Some(summary)));
@@ -225,14 +286,11 @@ async fn webhook_checks(
         .collect();
     if services.is_empty() {
         checks.push(Check::pass(
-            format!("{kind} {name} points at a reachable webhook"),
-            Some("called by URL, no Service to check".to_string()),
+            format!("{kind} {name} calls its webhooks by URL"),
+            Some("no Service to check".to_string()),
         ));
     }
-    for (namespace, service) in services {
-        checks.push(service_ready(client, &namespace, &service).await);
-    }
-    checks
+    (checks, services)
 }
 
 /// A Service has at least one ready endpoint (EndpointSlices).
@@ -259,7 +317,11 @@ pub async fn service_ready(client: &kube::Client, namespace: &str, service: &str
                 )
             }
         }
-        Err(e) => Check::fail(title, e.to_string(), "check your permissions to read EndpointSlices"),
+        Err(e) => Check::fail(
+            title,
+            e.to_string(),
+            "check your permissions to read EndpointSlices",
+        ),
     }
 }
 
@@ -270,7 +332,11 @@ pub async fn deployment_ready(client: &kube::Client, name: &str) -> Check {
     match api.get_opt(name).await {
         Ok(Some(d)) => deployment_check(&title, &d),
         Ok(None) => Check::fail(title, "not found", INSTALL_HINT),
-        Err(e) => Check::fail(title, e.to_string(), "check your permissions to read Deployments"),
+        Err(e) => Check::fail(
+            title,
+            e.to_string(),
+            "check your permissions to read Deployments",
+        ),
     }
 }
 
@@ -291,7 +357,11 @@ pub fn deployment_check(title: &str, d: &Deployment) -> Check {
         return Check::fail(title, format!("{ready}/{want} replicas ready"), hint);
     }
     if !current || updated < want {
-        return Check::fail(title, format!("rollout in progress ({updated}/{want} updated)"), hint);
+        return Check::fail(
+            title,
+            format!("rollout in progress ({updated}/{want} updated)"),
+            hint,
+        );
     }
     Check::pass(title, Some(format!("{ready}/{want} replicas ready")))
 }
@@ -312,8 +382,16 @@ async fn metrics_apiservice(client: &kube::Client) -> Check {
                 ),
             ),
         },
-        Ok(None) => Check::fail(title, "not registered", "install with the TrafficMetrics API enabled (meshlet install --metrics-api)"),
-        Err(e) => Check::fail(title, e.to_string(), "check your permissions to read APIServices"),
+        Ok(None) => Check::fail(
+            title,
+            "not registered",
+            "install with the TrafficMetrics API enabled (meshlet install --metrics-api)",
+        ),
+        Err(e) => Check::fail(
+            title,
+            e.to_string(),
+            "check your permissions to read APIServices",
+        ),
     }
 }
 
@@ -331,16 +409,32 @@ async fn trust_anchors(client: &kube::Client, options: &Options) -> Check {
     );
     match api.get_opt(identity::TRUST_ANCHORS_CONFIGMAP).await {
         Ok(Some(cm)) => {
-            let Some(pem) = cm.data.as_ref().and_then(|d| d.get(identity::TRUST_ANCHORS_KEY)) else {
-                return Check::fail(title, format!("no key {}", identity::TRUST_ANCHORS_KEY), hint);
+            let Some(pem) = cm
+                .data
+                .as_ref()
+                .and_then(|d| d.get(identity::TRUST_ANCHORS_KEY))
+            else {
+                return Check::fail(
+                    title,
+                    format!("no key {}", identity::TRUST_ANCHORS_KEY),
+                    hint,
+                );
             };
             match check_bundle(pem.as_bytes(), options.expiry_margin, SystemTime::now()) {
                 Ok(summary) => Check::pass(title, Some(summary)),
-                Err(e) => Check::fail(title, e, "rotate the trust anchors before they expire (docs/identity)"),
+                Err(e) => Check::fail(
+                    title,
+                    e,
+                    "rotate the trust anchors before they expire (docs/identity)",
+                ),
             }
         }
         Ok(None) => Check::fail(title, "not found", hint),
-        Err(e) => Check::fail(title, e.to_string(), "check your permissions to read ConfigMaps"),
+        Err(e) => Check::fail(
+            title,
+            e.to_string(),
+            "check your permissions to read ConfigMaps",
+        ),
     }
 }
 
@@ -369,7 +463,8 @@ pub fn outdated_pods(pods: &[Pod], want: &str) -> Vec<String> {
 async fn proxy_versions(client: &kube::Client, want: &str) -> Check {
     let title = format!("meshed pods run proxy version {want}");
     let api: Api<Pod> = Api::all(client.clone());
-    let params = ListParams::default().labels(&format!("{}={}", keys::MESHED_LABEL, keys::MESHED_TRUE));
+    let params =
+        ListParams::default().labels(&format!("{}={}", keys::MESHED_LABEL, keys::MESHED_TRUE));
     match api.list(&params).await {
         Ok(list) => {
             let outdated = outdated_pods(&list.items, want);
@@ -400,7 +495,12 @@ mod tests {
 
     #[test]
     fn deployment_status() {
-        let d = |replicas: i32, ready: i32, updated: i32, generation: i64, observed: i64| -> Deployment {
+        let d = |replicas: i32,
+                 ready: i32,
+                 updated: i32,
+                 generation: i64,
+                 observed: i64|
+         -> Deployment {
             serde_json::from_value(serde_json::json!({
                 "metadata": {"name": "meshlet-operator", "generation": generation},
                 "spec": {"replicas": replicas, "selector": {}, "template": {}},
@@ -409,8 +509,14 @@ mod tests {
             .unwrap()
         };
         assert!(deployment_check("t", &d(2, 2, 2, 3, 3)).ok);
-        assert_eq!(deployment_check("t", &d(2, 1, 2, 3, 3)).detail.as_deref(), Some("1/2 replicas ready"));
-        assert!(deployment_check("t", &d(1, 1, 1, 4, 3)).detail.unwrap().contains("rollout"));
+        assert_eq!(
+            deployment_check("t", &d(2, 1, 2, 3, 3)).detail.as_deref(),
+            Some("1/2 replicas ready")
+        );
+        assert!(deployment_check("t", &d(1, 1, 1, 4, 3))
+            .detail
+            .unwrap()
+            .contains("rollout"));
     }
 
     #[test]
@@ -425,7 +531,14 @@ mod tests {
             }))
             .unwrap()
         };
-        let pods = [pod("a", Some("0.1.0")), pod("b", Some("0.0.9")), pod("c", None)];
-        assert_eq!(outdated_pods(&pods, "0.1.0"), ["shop/b (0.0.9)", "shop/c (unknown)"]);
+        let pods = [
+            pod("a", Some("0.1.0")),
+            pod("b", Some("0.0.9")),
+            pod("c", None),
+        ];
+        assert_eq!(
+            outdated_pods(&pods, "0.1.0"),
+            ["shop/b (0.0.9)", "shop/c (unknown)"]
+        );
     }
 }

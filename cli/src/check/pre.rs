@@ -14,8 +14,14 @@ use super::Check;
 pub const INSTALL_RESOURCES: &[(&str, &str)] = &[
     ("", "namespaces"),
     ("apiextensions.k8s.io", "customresourcedefinitions"),
-    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
-    ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+    (
+        "admissionregistration.k8s.io",
+        "mutatingwebhookconfigurations",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "validatingwebhookconfigurations",
+    ),
     ("apiregistration.k8s.io", "apiservices"),
     ("rbac.authorization.k8s.io", "clusterroles"),
     ("rbac.authorization.k8s.io", "clusterrolebindings"),
@@ -39,7 +45,11 @@ pub async fn checks(client: &kube::Client) -> Vec<Check> {
         "the Kubernetes API server is reachable",
         Some(version.git_version.clone()),
     ));
-    checks.push(version_check(&version.major, &version.minor, &version.git_version));
+    checks.push(version_check(
+        &version.major,
+        &version.minor,
+        &version.git_version,
+    ));
     for (group, resource) in INSTALL_RESOURCES {
         checks.push(can_create(client, group, resource).await);
     }
@@ -63,7 +73,11 @@ pub fn version_check(major: &str, minor: &str, git_version: &str) -> Check {
 async fn can_create(client: &kube::Client, group: &str, resource: &str) -> Check {
     let name = format!(
         "can create {resource}{}",
-        if group.is_empty() { String::new() } else { format!(".{group}") }
+        if group.is_empty() {
+            String::new()
+        } else {
+            format!(".{group}")
+        }
     );
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {

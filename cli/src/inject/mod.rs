@@ -131,7 +131,10 @@ fn inject_object(
         }
         return Ok(());
     }
-    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
     let Some(path) = workload::template_path(api_version, kind) else {
         return Ok(());
@@ -157,7 +160,11 @@ fn inject_object(
 }
 
 /// The pod the webhook will be asked about, for a template of `deployment`.
-fn admitted_pod(template: &Value, namespace: &str, deployment: Option<&str>) -> anyhow::Result<Pod> {
+fn admitted_pod(
+    template: &Value,
+    namespace: &str,
+    deployment: Option<&str>,
+) -> anyhow::Result<Pod> {
     let mut pod = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -181,8 +188,13 @@ fn admitted_pod(template: &Value, namespace: &str, deployment: Option<&str>) -> 
             "uid": "00000000-0000-0000-0000-000000000000", "controller": true,
         }]);
     }
-    serde_path_to_error::deserialize(pod)
-        .map_err(|e| anyhow::anyhow!("the pod template is not a valid Pod at {}: {}", e.path(), e.inner()))
+    serde_path_to_error::deserialize(pod).map_err(|e| {
+        anyhow::anyhow!(
+            "the pod template is not a valid Pod at {}: {}",
+            e.path(),
+            e.inner()
+        )
+    })
 }
 
 /// Injects one pod template (or Pod) in place; returns what happened.

@@ -24,7 +24,11 @@ pub fn apply(doc: &mut Value, patch: &Patch) -> Result<(), PatchError> {
                 reason: "only add operations are expected from the injector".into(),
             });
         };
-        let tokens: Vec<String> = add.path.tokens().map(|t| t.decoded().into_owned()).collect();
+        let tokens: Vec<String> = add
+            .path
+            .tokens()
+            .map(|t| t.decoded().into_owned())
+            .collect();
         let value = serde_yaml::to_value(&add.value).map_err(|e| PatchError {
             path: add.path.to_string(),
             reason: e.to_string(),
@@ -64,7 +68,11 @@ fn add_at(doc: &mut Value, tokens: &[String], value: Value) -> Result<(), String
                     _ => unreachable!("just made a mapping"),
                 }
             }
-            _ => return Err(format!("{token:?} is under a value that is neither map nor list")),
+            _ => {
+                return Err(format!(
+                    "{token:?} is under a value that is neither map nor list"
+                ))
+            }
         };
     }
     match node {
@@ -86,7 +94,11 @@ fn add_at(doc: &mut Value, tokens: &[String], value: Value) -> Result<(), String
             }
             list.insert(index, value);
         }
-        _ => return Err(format!("{last:?} is under a value that is neither map nor list")),
+        _ => {
+            return Err(format!(
+                "{last:?} is under a value that is neither map nor list"
+            ))
+        }
     }
     Ok(())
 }
