@@ -56,6 +56,16 @@ fn bad_flags_are_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--trust-domain"), "{err}");
     let out = Command::new(BIN)
+        .args(["--cert-lifetime", "30s"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--cert-lifetime") && err.contains("at least one minute"),
+        "{err}"
+    );
+    let out = Command::new(BIN)
         .args(["--config-addr", "nowhere"])
         .output()
         .unwrap();

@@ -111,3 +111,43 @@ pub fn certs_of(pem: &str) -> Vec<CertificateDer<'static>> {
         .filter_map(Result::ok)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::Issuer;
+
+    #[test]
+    fn lifetime_backdate_renewal_and_cap_at_the_issuer_expiry() {
+        let issuer = Issuer::generate("cluster.local").unwrap();
+        let id = SpiffeId::new("cluster.local", "shop", "web").unwrap();
+        let key = KeyPair::generate().unwrap();
+        let before = SystemTime::now();
+        let lifetime = Duration::from_secs(1000);
+        let issued = issuer
+            .issue(&key, proxy_sans(&id).unwrap(), PROXY_USAGES, lifetime)
+            .unwrap();
+        let after = SystemTime::now();
+        assert!(issued.not_after >= before + lifetime && issued.not_after <= after + lifetime);
+        let renew_in = issued.renew_after.duration_since(before).unwrap();
+        assert!(renew_in.as_secs().abs_diff(700) <= 1, "70 %: {renew_in:?}");
+        let (_, cert) = x509_parser::parse_x509_certificate(issued.chain[0].as_ref()).unwrap();
+        let not_before = cert.validity().not_before.timestamp();
+        assert_eq!(
+            unix(before) as i64 - not_before,
+            BACKDATE.as_secs() as i64,
+            "backdated for clock skew"
+        );
+        assert_eq!(certs_of(&issued.chain_pem), issued.chain);
+        // Never valid longer than the issuer.
+        let long = issuer
+            .issue(
+                &key,
+                proxy_sans(&id).unwrap(),
+                PROXY_USAGES,
+                Duration::from_secs(100 * 365 * 24 * 3600),
+            )
+            .unwrap();
+        assert_eq!(unix(long.not_after), unix(issuer.not_after()));
+    }
+}

@@ -142,3 +142,20 @@ pub async fn keep_renewed(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_contract_name_its_long_form_then_extras() {
+        assert_eq!(
+            server_names(&["operator.example".into(), OPERATOR_SERVER_NAME.into()]),
+            vec![
+                "meshlet-operator.meshlet-system.svc".to_string(),
+                "meshlet-operator.meshlet-system.svc.cluster.local".to_string(),
+                "operator.example".to_string(),
+            ]
+        );
+    }
+}
