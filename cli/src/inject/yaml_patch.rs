@@ -33,12 +33,35 @@ pub fn apply(doc: &mut Value, patch: &Patch) -> Result<(), PatchError> {
             path: add.path.to_string(),
             reason: e.to_string(),
         })?;
-        add_at(doc, &tokens, value).map_err(|reason| PatchError {
+        add_at(doc, &tokens, name_first(value)).map_err(|reason| PatchError {
             path: add.path.to_string(),
             reason,
         })?;
     }
     Ok(())
+}
+
+/// Moves `name` to the front of every map in `value`: the added values come
+/// from Kubernetes types serialized with sorted keys, and a container reads
+/// better as `- name: meshlet-proxy` than with `args` first.
+fn name_first(value: Value) -> Value {
+    match value {
+        Value::Mapping(map) => {
+            let name_key = Value::String("name".into());
+            let mut out = Mapping::new();
+            if let Some(name) = map.get(&name_key) {
+                out.insert(name_key.clone(), name.clone());
+            }
+            for (k, v) in map {
+                if k != name_key {
+                    out.insert(k, name_first(v));
+                }
+            }
+            out.into()
+        }
+        Value::Sequence(list) => Value::Sequence(list.into_iter().map(name_first).collect()),
+        other => other,
+    }
 }
 
 fn add_at(doc: &mut Value, tokens: &[String], value: Value) -> Result<(), String> {
