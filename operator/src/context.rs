@@ -24,6 +24,7 @@ use crate::stream::auth::Authenticator;
 use crate::stream::port;
 use crate::stream::server::StreamServer;
 use crate::stream::Registry;
+use crate::trafficmetrics::{self, TrafficMetricsSettings};
 use crate::{admin, events, leader, Error, Result};
 
 /// How the operator runs.
@@ -46,6 +47,8 @@ pub struct Settings {
     pub pod_wait: Duration,
     /// Leader election; `None` makes this replica the leader at once.
     pub leader: Option<LeaderSettings>,
+    /// The SMI TrafficMetrics API; `None`: not served.
+    pub traffic_metrics: Option<TrafficMetricsSettings>,
     /// Name and instance reported on Events.
     pub reporter: Reporter,
 }
@@ -61,6 +64,7 @@ impl Default for Settings {
             identity: IdentitySettings::default(),
             pod_wait: Duration::from_secs(5),
             leader: None,
+            traffic_metrics: None,
             reporter: Reporter {
                 controller: "meshlet-operator".into(),
                 instance: None,
@@ -101,7 +105,21 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     /// The shared state.
     pub context: Arc<Context>,
+    /// The TrafficMetrics API, when served.
+    pub traffic_metrics: Option<TrafficMetricsHandle>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// Where the TrafficMetrics API listens and what it holds.
+pub struct TrafficMetricsHandle {
+    /// Its HTTPS address.
+    pub addr: SocketAddr,
+    /// The CA of its serving certificate, PEM (the APIServices' caBundle).
+    pub ca_pem: String,
+    /// The scraped windows.
+    pub windows: Arc<trafficmetrics::Windows>,
+    /// Scrape counters.
+    pub stats: Arc<trafficmetrics::ScrapeStats>,
 }
 
 impl Running {
@@ -152,6 +170,24 @@ pub async fn start(client: Client, settings: Settings) -> Result<Running> {
     let changes = Arc::new(Changes::default());
     let (stores, watchers) = Stores::start(client.clone(), changes.clone(), metrics.clone());
     let registry = Registry::new(metrics.clone());
+    // Before any task is spawned, so a bad flag leaks no task.
+    let traffic_metrics = match settings.traffic_metrics.clone() {
+        Some(tm) => {
+            let started = trafficmetrics::start(client.clone(), stores.clone(), tm)
+                .await
+                .map_err(|e| Error::MetricsApi(format!("{e:#}")))?;
+            Some((
+                started.tasks,
+                TrafficMetricsHandle {
+                    addr: started.addr,
+                    ca_pem: started.ca_pem,
+                    windows: started.windows,
+                    stats: started.stats,
+                },
+            ))
+        }
+        None => None,
+    };
     let identity = identity::start(
         &client,
         &settings.identity,
@@ -215,11 +251,16 @@ pub async fn start(client: Client, settings: Settings) -> Result<Running> {
     if let Some(elector) = elector {
         tasks.push(tokio::spawn(elector));
     }
+    let traffic_metrics = traffic_metrics.map(|(metrics_tasks, handle)| {
+        tasks.extend(metrics_tasks.into_iter().map(tokio::spawn));
+        handle
+    });
     tracing::info!(%config_addr, %admin_addr, "meshlet-operator started");
     Ok(Running {
         config_addr,
         admin_addr,
         context,
+        traffic_metrics,
         tasks,
     })
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod state;
 pub mod stream;
 pub mod telemetry;
+pub mod trafficmetrics;
 
 pub mod fixtures;
 
@@ -48,6 +49,9 @@ pub enum Error {
     /// A config stream request was malformed; the message names the field.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The TrafficMetrics API could not start; the message names the flag or file.
+    #[error("metrics API: {0}")]
+    MetricsApi(String),
     /// The identity CA could not be loaded or set up.
     #[error("identity: {0}")]
     Identity(#[from] identity::CaError),

@@ -14,6 +14,7 @@ use meshlet_operator::context::{self, Settings};
 use meshlet_operator::identity::IdentitySettings;
 use meshlet_operator::leader::LeaderSettings;
 use meshlet_operator::telemetry;
+use meshlet_operator::trafficmetrics::{self, ServiceRef, ServingSource, TrafficMetricsSettings};
 
 /// Meshlet's control plane: SMI controllers and the proxy config stream.
 #[derive(Parser, Debug)]
@@ -93,6 +94,106 @@ struct Args {
     /// Log as JSON lines.
     #[arg(long, env = "MESHLET_LOG_JSON")]
     log_json: bool,
+
+    #[command(flatten)]
+    metrics_api: MetricsApiArgs,
+}
+
+/// The SMI TrafficMetrics API (`metrics.smi-spec.io`).
+#[derive(clap::Args, Debug)]
+struct MetricsApiArgs {
+    /// Address of the metrics.smi-spec.io HTTPS server (the APIService's Service targets it).
+    #[arg(long, env = "MESHLET_METRICS_API_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], trafficmetrics::DEFAULT_PORT)))]
+    metrics_api_addr: SocketAddr,
+
+    /// Do not serve metrics.smi-spec.io (and do not scrape the proxies).
+    #[arg(long, env = "MESHLET_NO_METRICS_API")]
+    no_metrics_api: bool,
+
+    /// Time between scrapes of every proxy's /metrics (`10s`, `500ms`, `1m`).
+    #[arg(long, env = "MESHLET_SCRAPE_INTERVAL", default_value = "10s", value_parser = trafficmetrics::parse_duration)]
+    scrape_interval: Duration,
+
+    /// Longest one scrape may take.
+    #[arg(long, env = "MESHLET_SCRAPE_TIMEOUT", default_value = "2s", value_parser = trafficmetrics::parse_duration)]
+    scrape_timeout: Duration,
+
+    /// Scrapes in flight at once.
+    #[arg(long, env = "MESHLET_SCRAPE_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    scrape_concurrency: u16,
+
+    /// The window TrafficMetrics cover (at least the scrape interval).
+    #[arg(long, env = "MESHLET_METRICS_WINDOW", default_value = "30s", value_parser = trafficmetrics::parse_duration)]
+    metrics_window: Duration,
+
+    /// Serving certificate chain (PEM) of the metrics API; default: a
+    /// self-signed one made at start (single replica, with --register-apiservices).
+    #[arg(
+        long,
+        env = "MESHLET_METRICS_API_TLS_CERT_FILE",
+        requires = "metrics_api_tls_key_file"
+    )]
+    metrics_api_tls_cert_file: Option<std::path::PathBuf>,
+
+    /// Key (PEM) of --metrics-api-tls-cert-file.
+    #[arg(
+        long,
+        env = "MESHLET_METRICS_API_TLS_KEY_FILE",
+        requires = "metrics_api_tls_cert_file"
+    )]
+    metrics_api_tls_key_file: Option<std::path::PathBuf>,
+
+    /// CA (PEM) kube-apiserver should trust, for the registered caBundle.
+    #[arg(
+        long,
+        env = "MESHLET_METRICS_API_TLS_CA_FILE",
+        requires = "metrics_api_tls_cert_file"
+    )]
+    metrics_api_tls_ca_file: Option<std::path::PathBuf>,
+
+    /// Create or update the v1alpha1/v1alpha2.metrics.smi-spec.io APIServices
+    /// (with the serving CA as caBundle) pointing at --metrics-api-service.
+    #[arg(long, env = "MESHLET_REGISTER_APISERVICES")]
+    register_apiservices: bool,
+
+    /// The Service (in --namespace) in front of the metrics API.
+    #[arg(long, env = "MESHLET_METRICS_API_SERVICE", default_value = install::OPERATOR_SERVICE)]
+    metrics_api_service: String,
+
+    /// Port of --metrics-api-service.
+    #[arg(long, env = "MESHLET_METRICS_API_SERVICE_PORT", default_value_t = 443)]
+    metrics_api_service_port: u16,
+}
+
+impl MetricsApiArgs {
+    fn settings(&self, namespace: &str) -> Option<TrafficMetricsSettings> {
+        if self.no_metrics_api {
+            return None;
+        }
+        let service = ServiceRef {
+            namespace: namespace.to_string(),
+            name: self.metrics_api_service.clone(),
+            port: self.metrics_api_service_port.into(),
+        };
+        let serving = match (
+            &self.metrics_api_tls_cert_file,
+            &self.metrics_api_tls_key_file,
+        ) {
+            (Some(cert), Some(key)) => ServingSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: self.metrics_api_tls_ca_file.clone(),
+            },
+            _ => ServingSource::SelfSigned(service.dns_names()),
+        };
+        let mut s = TrafficMetricsSettings::new(self.metrics_api_addr, serving);
+        s.scrape.interval = self.scrape_interval;
+        s.scrape.timeout = self.scrape_timeout;
+        s.scrape.concurrency = self.scrape_concurrency.into();
+        s.window = self.metrics_window;
+        s.register = self.register_apiservices.then_some(service);
+        Some(s)
+    }
 }
 
 #[tokio::main]
@@ -131,6 +232,7 @@ async fn main() -> anyhow::Result<()> {
             controller: "meshlet-operator".into(),
             instance: Some(identity),
         },
+        traffic_metrics: args.metrics_api.settings(&args.namespace),
         ..Settings::default()
     };
     meshlet_crds::contract::identity::SpiffeId::new(&settings.mesh.trust_domain, "a", "b")

@@ -77,8 +77,9 @@ pub struct Stores {
     pub udp_routes: Store<UdpRoute>,
 }
 
-/// Keeps only what the config computation reads of a Pod (identity,
-/// meshing, ports, owner), so 10,000 pods fit in little memory.
+/// Keeps only what the config computation and the metrics scraper read of
+/// a Pod (identity, meshing, ports, owner, IP), so 10,000 pods fit in
+/// little memory.
 pub fn trim_pod(pod: &mut Pod) {
     let meta = &mut pod.metadata;
     meta.managed_fields = None;
@@ -104,7 +105,15 @@ pub fn trim_pod(pod: &mut Pod) {
             ..Default::default()
         };
     }
-    pod.status = None;
+    // The pod IP is kept: the TrafficMetrics scraper reaches the proxy there.
+    pod.status =
+        pod.status
+            .take()
+            .and_then(|s| s.pod_ip)
+            .map(|ip| k8s_openapi::api::core::v1::PodStatus {
+                pod_ip: Some(ip),
+                ..Default::default()
+            });
 }
 
 /// A probe's `httpGet` or `grpc` action alone (what the inbound config needs).
