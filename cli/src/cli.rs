@@ -55,8 +55,12 @@ pub enum Command {
 #[command(after_help = "\
 Examples:
   meshlet install | kubectl apply --server-side -f -
-  meshlet install --proxy-image registry.local/meshlet/proxy:0.1.0 --default-policy permissive
-  meshlet install --crds-only | kubectl apply --server-side -f -")]
+  meshlet install --image-registry registry.local/meshlet --image-tag 0.1.0 | kubectl apply --server-side -f -
+  meshlet install --permissive --inject-failure-policy Fail > meshlet.yaml
+The manifests are deploy/meshlet.yaml (the Helm chart charts/meshlet with
+default values) with the flags applied; each flag names its chart value.
+For options that add objects (metricsApi.enabled, several replicas, a TLS
+Secret) use the chart: helm install meshlet charts/meshlet --set ...")]
 pub struct InstallArgs {
     #[command(flatten)]
     pub values: crate::install::InstallValues,

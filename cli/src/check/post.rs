@@ -385,7 +385,7 @@ async fn metrics_apiservice(client: &kube::Client) -> Check {
         Ok(None) => Check::fail(
             title,
             "not registered",
-            "install with the TrafficMetrics API enabled (meshlet install --metrics-api)",
+            "install with the TrafficMetrics API enabled (chart value metricsApi.enabled=true)",
         ),
         Err(e) => Check::fail(
             title,
