@@ -9,6 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
+/// Shortest wait before renewing a certificate just issued.
+const MIN_RENEW_WAIT: Duration = Duration::from_secs(1);
+
 /// Retry delays after a failed certify.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryDelays {
@@ -39,10 +42,13 @@ pub async fn run(
         let delay = match certify_once(&settings, &tls).await {
             Ok(issued) => {
                 backoff.reset();
+                // At least MIN_RENEW_WAIT, so a renewal time in the past
+                // (clock skew) cannot turn into a request loop.
                 let wait = issued
                     .renew_after
                     .duration_since(SystemTime::now())
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    .max(MIN_RENEW_WAIT);
                 // A little jitter so proxies started together spread out.
                 let jitter = Duration::from_millis(fastrand::u64(0..=wait.as_millis() as u64 / 20));
                 tracing::info!(
