@@ -527,3 +527,56 @@ async fn broken_handshakes_are_closed_and_the_proxy_keeps_serving() {
         (200, "app".into())
     );
 }
+
+#[tokio::test]
+async fn an_identity_mismatch_is_a_connect_failure_retried_elsewhere() {
+    let ca = Ca::new("mesh-ca");
+    let app = Upstream::start("app").await;
+    // Two server proxies with the same certificate; the config expects the
+    // second to be someone else, so every handshake with it fails.
+    let good = mesh(
+        ca.store(&ca.workload(&client_id())),
+        ca.store(&ca.workload(&server_id())),
+        &server_id(),
+        app.addr.port(),
+        false,
+    )
+    .await;
+    let impostor = mesh(
+        ca.store(&ca.workload(&client_id())),
+        ca.store(&ca.workload(&server_id())),
+        &server_id(),
+        app.addr.port(),
+        false,
+    )
+    .await;
+    let mut cfg = client_config(good.server.inbound_addr, &server_id(), false);
+    let mut wrong = cfg.outbound.services[0].ports[0].endpoints[0].clone();
+    wrong.addr = impostor.server.inbound_addr;
+    wrong.identity = Some(pki::spiffe("shop", "other").to_string());
+    cfg.outbound.services[0].ports[0].endpoints.push(wrong);
+    cfg.outbound.services[0].routes = vec![Route {
+        name: "all".into(),
+        retry: Some(RetryPolicy {
+            max_attempts: 2,
+            budget_ratio: 1.0,
+            min_retries_per_second: 100,
+        }),
+        ..Default::default()
+    }];
+    good.client_store.apply(2, cfg).unwrap();
+    let h1 = h1_client();
+    for i in 0..30 {
+        assert_eq!(
+            get(&h1, good.client.outbound_addr, HOST, "/").await,
+            (200, "app".into()),
+            "request {i}"
+        );
+    }
+    assert_eq!(app.hits.load(Ordering::Relaxed), 30);
+    let impostor_metrics = metrics(impostor.server.admin_addr).await;
+    assert!(
+        !impostor_metrics.contains("request_total{"),
+        "the impostor served a request: {impostor_metrics}"
+    );
+}
