@@ -105,6 +105,7 @@ fn split_hub() -> impl Strategy<Value = split::v1alpha4::TrafficSplit> {
     )
         .prop_map(|(metadata, service, matches, backends)| TrafficSplit {
             metadata,
+            status: None,
             spec: TrafficSplitSpec {
                 service,
                 matches,
@@ -126,6 +127,7 @@ fn split_v1alpha1() -> impl Strategy<Value = split::v1alpha1::TrafficSplit> {
     )
         .prop_map(|(metadata, service, backends)| TrafficSplit {
             metadata,
+            status: None,
             spec: TrafficSplitSpec { service, backends },
         })
 }
@@ -143,6 +145,7 @@ fn split_v1alpha2() -> impl Strategy<Value = split::v1alpha2::TrafficSplit> {
     )
         .prop_map(|(metadata, service, backends)| TrafficSplit {
             metadata,
+            status: None,
             spec: TrafficSplitSpec { service, backends },
         })
 }
@@ -192,6 +195,7 @@ fn access_hub() -> impl Strategy<Value = access::v1alpha3::TrafficTarget> {
     )
         .prop_map(|(metadata, destination, sources, rules)| TrafficTarget {
             metadata,
+            status: None,
             spec: TrafficTargetSpec {
                 destination,
                 sources,
@@ -237,6 +241,7 @@ fn access_v1alpha1() -> impl Strategy<Value = access::v1alpha1::TrafficTarget> {
     )
         .prop_map(|(metadata, destination, sources, specs)| TrafficTarget {
             metadata,
+            status: None,
             spec: TrafficTargetFields {
                 destination,
                 sources,
@@ -275,6 +280,7 @@ fn access_v1alpha2() -> impl Strategy<Value = access::v1alpha2::TrafficTarget> {
     )
         .prop_map(|(metadata, destination, sources, rules)| TrafficTarget {
             metadata,
+            status: None,
             spec: TrafficTargetSpec {
                 destination,
                 sources,
@@ -943,5 +949,44 @@ proptest! {
         let edited = convert(&old, "split.smi-spec.io/v1alpha4").unwrap();
         prop_assert_eq!(&edited["spec"].get("matches"), &hub["spec"].get("matches"));
         prop_assert_eq!(&plain_view(&edited, &target)["spec"], &new_spec);
+    }
+}
+
+/// Meshlet's `status` (conditions) has one shape in every version: it
+/// survives conversion down and back, and adds no conversion-data annotation.
+#[test]
+fn status_survives_every_version() {
+    let status = json!({"conditions": [{
+        "type": "Accepted", "status": "False", "reason": "AllWeightsZero",
+        "message": "every backend has weight 0", "lastTransitionTime": "2026-01-01T00:00:00Z",
+        "observedGeneration": 3,
+    }]});
+    let split = json!({
+        "apiVersion": "split.smi-spec.io/v1alpha4", "kind": "TrafficSplit",
+        "metadata": {"name": "s", "namespace": "n"},
+        "spec": {"service": "web", "backends": [{"service": "web-v1", "weight": 0}]},
+        "status": status,
+    });
+    for version in ["v1alpha1", "v1alpha2", "v1alpha3"] {
+        let old = convert(&split, &format!("split.smi-spec.io/{version}")).unwrap();
+        assert_eq!(old["status"], status, "{version}: {old}");
+        assert!(!has_conversion_data(&old), "{version}: {old}");
+        let back = convert(&old, "split.smi-spec.io/v1alpha4").unwrap();
+        assert_eq!(back["status"], status, "{version} back: {back}");
+    }
+    let target = json!({
+        "apiVersion": "access.smi-spec.io/v1alpha3", "kind": "TrafficTarget",
+        "metadata": {"name": "t", "namespace": "n"},
+        "spec": {"destination": {"kind": "ServiceAccount", "name": "web"},
+                 "sources": [{"kind": "ServiceAccount", "name": "client"}],
+                 "rules": [{"kind": "HTTPRouteGroup", "name": "routes"}]},
+        "status": status,
+    });
+    for version in ["v1alpha1", "v1alpha2"] {
+        let old = convert(&target, &format!("access.smi-spec.io/{version}")).unwrap();
+        assert_eq!(old["status"], status, "{version}: {old}");
+        assert!(!has_conversion_data(&old), "{version}: {old}");
+        let back = convert(&old, "access.smi-spec.io/v1alpha3").unwrap();
+        assert_eq!(back["status"], status, "{version} back: {back}");
     }
 }

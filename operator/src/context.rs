@@ -25,7 +25,7 @@ use crate::stream::port;
 use crate::stream::server::StreamServer;
 use crate::stream::Registry;
 use crate::trafficmetrics::{self, TrafficMetricsSettings};
-use crate::{admin, events, leader, Error, Result};
+use crate::{admin, events, leader, status, Error, Result};
 
 /// How the operator runs.
 #[derive(Clone, Debug)]
@@ -93,6 +93,8 @@ pub struct Context {
     pub findings: watch::Sender<Vec<Finding>>,
     /// Whether this replica leads (publishes Events).
     pub leader: watch::Receiver<bool>,
+    /// Bumped after every recompute (the status writer follows it).
+    pub recomputed: watch::Sender<u64>,
     /// The identity CA.
     pub ca: Arc<Ca>,
 }
@@ -216,6 +218,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Running> {
         ready: AtomicBool::new(false),
         findings: watch::Sender::new(Vec::new()),
         leader: leader_rx,
+        recomputed: watch::Sender::new(0),
         ca: identity.ca.clone(),
     });
     let auth = if settings.authenticate {
@@ -246,6 +249,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Running> {
         )),
         tokio::spawn(admin::serve(admin_listener, context.clone())),
         tokio::spawn(events::run(context.clone())),
+        tokio::spawn(status::run(context.clone())),
     ];
     tasks.extend(identity.tasks.into_iter().map(tokio::spawn));
     if let Some(elector) = elector {
@@ -298,6 +302,7 @@ async fn recompute_loop(ctx: Arc<Context>) {
             }
             changed
         });
+        ctx.recomputed.send_modify(|n| *n += 1);
         ctx.ready.store(true, Ordering::Release);
         ctx.changes.wait().await;
         tokio::time::sleep(ctx.settings.debounce).await;

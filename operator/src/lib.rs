@@ -12,6 +12,7 @@ pub mod identity;
 pub mod leader;
 pub mod metrics;
 pub mod state;
+pub mod status;
 pub mod stream;
 pub mod telemetry;
 pub mod trafficmetrics;

@@ -9,6 +9,8 @@
 //!
 //! Dropping a rule in an old version only ever shows *less* access than the
 //! hub grants (access is additive), never more.
+//!
+//! `status` (Meshlet's conditions) has the same shape in every version and is carried as is.
 
 use serde_json::Value;
 
@@ -52,6 +54,7 @@ pub fn from_v1alpha1(old: v1alpha1::TrafficTarget) -> Hub {
     let subject = |s: v1alpha1::IdentityBindingSubject| hub_subject(s.kind, s.name, s.namespace);
     Hub {
         metadata: old.metadata,
+        status: old.status,
         spec: v1alpha3::TrafficTargetSpec {
             destination: subject(old.spec.destination),
             sources: old.spec.sources.into_iter().map(subject).collect(),
@@ -79,6 +82,7 @@ pub fn to_v1alpha1(hub: &Hub) -> v1alpha1::TrafficTarget {
     };
     v1alpha1::TrafficTarget {
         metadata: hub.metadata.clone(),
+        status: hub.status.clone(),
         spec: v1alpha1::TrafficTargetFields {
             destination: subject(&hub.spec.destination),
             sources: hub.spec.sources.iter().map(subject).collect(),
@@ -103,6 +107,7 @@ pub fn from_v1alpha2(old: v1alpha2::TrafficTarget) -> Hub {
     let subject = |s: v1alpha2::IdentityBindingSubject| hub_subject(s.kind, s.name, s.namespace);
     Hub {
         metadata: old.metadata,
+        status: old.status,
         spec: v1alpha3::TrafficTargetSpec {
             destination: subject(old.spec.destination),
             sources: old.spec.sources.into_iter().map(subject).collect(),
@@ -130,6 +135,7 @@ pub fn to_v1alpha2(hub: &Hub) -> v1alpha2::TrafficTarget {
     };
     v1alpha2::TrafficTarget {
         metadata: hub.metadata.clone(),
+        status: hub.status.clone(),
         spec: v1alpha2::TrafficTargetSpec {
             destination: subject(&hub.spec.destination),
             sources: hub.spec.sources.iter().map(subject).collect(),

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
     namespaced,
     shortname = "tt",
     derive = "PartialEq",
+    status = "crate::split::status::SmiStatus",
     no_spec
 )]
 #[serde(rename_all = "camelCase")]

@@ -16,7 +16,8 @@ pub use super::v1alpha1::RuleKind;
     kind = "TrafficTarget",
     namespaced,
     shortname = "tt",
-    derive = "PartialEq"
+    derive = "PartialEq",
+    status = "crate::split::status::SmiStatus"
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficTargetSpec {

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
     kind = "TrafficTarget",
     namespaced,
     shortname = "tt",
-    derive = "PartialEq"
+    derive = "PartialEq",
+    status = "crate::split::status::SmiStatus"
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficTargetSpec {

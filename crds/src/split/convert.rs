@@ -6,6 +6,8 @@
 //! | hub → v1alpha1 | weight `n` → `"n/1000"` when divisible, else `"<n>m"`; `matches` dropped (kept in the conversion-data annotation) |
 //! | v1alpha2 ↔ hub | same weights; `matches` dropped going down (annotation) |
 //! | v1alpha3 ↔ hub | identical shape |
+//!
+//! `status` (Meshlet's conditions) has the same shape in every version and is carried as is.
 
 use serde_json::Value;
 
@@ -40,6 +42,7 @@ pub fn from_v1alpha1(old: v1alpha1::TrafficSplit) -> Result<Hub, ConversionError
         .collect::<Result<_, ConversionError>>()?;
     Ok(Hub {
         metadata: old.metadata,
+        status: old.status,
         spec: v1alpha4::TrafficSplitSpec {
             service: old.spec.service,
             matches: Vec::new(),
@@ -52,6 +55,7 @@ pub fn from_v1alpha1(old: v1alpha1::TrafficSplit) -> Result<Hub, ConversionError
 pub fn to_v1alpha1(hub: &Hub) -> v1alpha1::TrafficSplit {
     v1alpha1::TrafficSplit {
         metadata: hub.metadata.clone(),
+        status: hub.status.clone(),
         spec: v1alpha1::TrafficSplitSpec {
             service: hub.spec.service.clone(),
             backends: hub
@@ -71,6 +75,7 @@ pub fn to_v1alpha1(hub: &Hub) -> v1alpha1::TrafficSplit {
 pub fn from_v1alpha2(old: v1alpha2::TrafficSplit) -> Hub {
     Hub {
         metadata: old.metadata,
+        status: old.status,
         spec: v1alpha4::TrafficSplitSpec {
             service: old.spec.service,
             matches: Vec::new(),
@@ -91,6 +96,7 @@ pub fn from_v1alpha2(old: v1alpha2::TrafficSplit) -> Hub {
 pub fn to_v1alpha2(hub: &Hub) -> v1alpha2::TrafficSplit {
     v1alpha2::TrafficSplit {
         metadata: hub.metadata.clone(),
+        status: hub.status.clone(),
         spec: v1alpha2::TrafficSplitSpec {
             service: hub.spec.service.clone(),
             backends: hub
@@ -110,6 +116,7 @@ pub fn to_v1alpha2(hub: &Hub) -> v1alpha2::TrafficSplit {
 pub fn from_v1alpha3(old: v1alpha3::TrafficSplit) -> Hub {
     Hub {
         metadata: old.metadata,
+        status: old.status,
         spec: v1alpha4::TrafficSplitSpec {
             service: old.spec.service,
             matches: old
@@ -141,6 +148,7 @@ pub fn from_v1alpha3(old: v1alpha3::TrafficSplit) -> Hub {
 pub fn to_v1alpha3(hub: &Hub) -> v1alpha3::TrafficSplit {
     v1alpha3::TrafficSplit {
         metadata: hub.metadata.clone(),
+        status: hub.status.clone(),
         spec: v1alpha3::TrafficSplitSpec {
             service: hub.spec.service.clone(),
             matches: hub

@@ -2,6 +2,7 @@
 //! the conversion between them (hub: [`v1alpha4`], the newest).
 
 pub mod convert;
+pub mod status;
 pub mod v1alpha1;
 pub mod v1alpha2;
 pub mod v1alpha3;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
     namespaced,
     shortname = "ts",
     derive = "PartialEq",
+    status = "crate::split::status::SmiStatus",
     printcolumn = r#"{"name":"Service","type":"string","description":"The apex service of this split.","jsonPath":".spec.service"}"#
 )]
 #[serde(rename_all = "camelCase")]
