@@ -160,8 +160,10 @@ Examples:
   meshlet stat pod -n shop
   meshlet stat ns                        # every namespace
   meshlet stat ts web -n shop            # one row per backend, with its weight
-Numbers come from the SMI TrafficMetrics API
-(/apis/metrics.smi-spec.io/v1alpha1), served by meshlet-operator.")]
+Numbers come from the SMI TrafficMetrics API, served by meshlet-operator:
+/apis/metrics.smi-spec.io/v1alpha1 for deployments, pods and namespaces
+(inbound, as the server measured it), the v1alpha2 edges of a TrafficSplit
+for its backends (what meshed clients sent to each).")]
 pub struct StatArgs {
     /// What to report on: deploy, pod, ns or ts (trafficsplit).
     #[arg(value_enum)]
@@ -180,7 +182,8 @@ Examples:
   meshlet canary web -n shop --to web-v2
   meshlet canary web -n shop --to web-v2 --step 20 --interval 1m --max-failure-rate 0.5% --max-p99 300ms
   meshlet canary web -n shop --to web-v2 --rollback     # all weight back to the primary now
-Each interval the canary backend's TrafficMetrics are read: a failure rate or
+Each interval the split's TrafficMetrics edge to the canary backend is read
+(trafficsplits/NAME/edges, metrics.smi-spec.io/v1alpha2): a failure rate or
 p99 above the limits rolls back (all weight to the primary, exit status 1);
 otherwise the canary gets --step more percent, until it has 100.
 Ctrl-C stops between steps and leaves the last weights written; running the

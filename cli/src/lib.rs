@@ -3,7 +3,6 @@
 //! kubectl-style flags into a client.
 #![forbid(unsafe_code)]
 
-pub mod backends;
 pub mod canary;
 pub mod check;
 pub mod cli;

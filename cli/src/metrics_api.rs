@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
-use meshlet_crds::metrics::v1alpha1::{TrafficMetrics, TrafficMetricsList};
+use meshlet_crds::metrics::v1alpha1::{Metric, TrafficMetrics, TrafficMetricsList};
+use meshlet_crds::metrics::v1alpha2;
 use serde::de::DeserializeOwned;
 
 use crate::duration::parse_duration;
@@ -31,6 +32,11 @@ pub fn resource_path(plural: &str, namespace: &str, name: Option<&str>) -> Strin
     }
 }
 
+/// Path of a TrafficSplit's per-backend metrics (SMI v1alpha2 edges).
+pub fn split_edges_path(namespace: &str, split: &str) -> String {
+    format!("/apis/metrics.smi-spec.io/v1alpha2/namespaces/{namespace}/trafficsplits/{split}/edges")
+}
+
 /// Golden metrics of one resource over a window.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Golden {
@@ -49,8 +55,18 @@ pub struct Golden {
 impl Golden {
     /// Reads the metrics of one TrafficMetrics object.
     pub fn from_traffic_metrics(tm: &TrafficMetrics) -> anyhow::Result<Golden> {
+        Golden::from_metrics(&tm.metrics, &tm.window)
+    }
+
+    /// Reads the metrics of one v1alpha2 TrafficMetrics object (a split's backend).
+    pub fn from_v1alpha2(tm: &v1alpha2::TrafficMetrics) -> anyhow::Result<Golden> {
+        Golden::from_metrics(&tm.metrics, &tm.window)
+    }
+
+    /// Reads named metrics over a window (a Go duration).
+    pub fn from_metrics(metrics: &[Metric], window: &str) -> anyhow::Result<Golden> {
         let value = |name: &str| -> anyhow::Result<Option<f64>> {
-            tm.metrics
+            metrics
                 .iter()
                 .find(|m| m.name == name)
                 .map(|m| {
@@ -61,8 +77,8 @@ impl Golden {
                 })
                 .transpose()
         };
-        let window = parse_duration(&tm.window)
-            .map_err(|e| anyhow::anyhow!("window {:?}: {e}", tm.window))?;
+        let window =
+            parse_duration(window).map_err(|e| anyhow::anyhow!("window {window:?}: {e}"))?;
         let success = value("success_count")?.unwrap_or(0.0) as u64;
         let failure = value("failure_count")?.unwrap_or(0.0) as u64;
         let traffic = success + failure > 0;
@@ -152,6 +168,16 @@ impl MetricsApi {
     ) -> anyhow::Result<TrafficMetrics> {
         self.get(&resource_path(plural, namespace, Some(name)))
             .await
+    }
+
+    /// A TrafficSplit's backends (v1alpha2 edges, one item per backend with
+    /// its apex, leaf and weight): the traffic meshed clients sent to each.
+    pub async fn split_backends(
+        &self,
+        namespace: &str,
+        split: &str,
+    ) -> anyhow::Result<v1alpha2::TrafficMetricsList> {
+        self.get(&split_edges_path(namespace, split)).await
     }
 
     /// Metrics of every resource of a kind.

@@ -8,7 +8,6 @@ use kube::Api;
 use meshlet_crds::split::v1alpha4::TrafficSplit;
 use serde::Serialize;
 
-use crate::backends;
 use crate::cli::{Output, StatArgs, StatKind};
 use crate::kubeargs::KubeArgs;
 use crate::metrics_api::{Golden, MetricsApi};
@@ -147,42 +146,60 @@ pub async fn resource_rows(
     Ok(rows)
 }
 
-/// Rows for the backends of one TrafficSplit, or of every split in the namespace.
+/// Rows for the backends of one TrafficSplit, or of every split in the
+/// namespace, from the split's edges (the traffic meshed clients sent to
+/// each backend, as the operator measures it).
 pub async fn split_rows(
     client: &kube::Client,
     api: &MetricsApi,
     namespace: &str,
     name: Option<&str>,
 ) -> anyhow::Result<Vec<Row>> {
-    let splits: Api<TrafficSplit> = Api::namespaced(client.clone(), namespace);
-    let list = match name {
-        Some(name) => vec![splits
-            .get_opt(name)
-            .await
-            .with_context(|| format!("reading TrafficSplit {namespace}/{name}"))?
-            .with_context(|| format!("TrafficSplit {namespace}/{name} does not exist"))?],
-        None => splits.list(&ListParams::default()).await?.items,
+    let names = match name {
+        Some(name) => vec![name.to_string()],
+        None => {
+            let splits: Api<TrafficSplit> = Api::namespaced(client.clone(), namespace);
+            let list = splits.list(&ListParams::default()).await?;
+            list.items
+                .into_iter()
+                .filter_map(|s| s.metadata.name)
+                .collect()
+        }
     };
     let mut rows = Vec::new();
-    for split in list {
-        let split_name = split.metadata.name.clone().unwrap_or_default();
-        for backend in &split.spec.backends {
-            let deployments = backends::deployments_of(client, namespace, &backend.service).await?;
-            let mut parts = Vec::new();
-            for deployment in &deployments {
-                let tm = api.one("deployments", namespace, deployment).await?;
-                parts.push(
-                    Golden::from_traffic_metrics(&tm)
-                        .with_context(|| format!("deployments/{deployment}"))?,
-                );
-            }
-            let mut row = Row::new(backend.service.clone(), &Golden::combine(&parts));
-            row.split = Some(split_name.clone());
-            row.weight = Some(backend.weight);
-            rows.push(row);
-        }
+    for split in names {
+        let list = api.split_backends(namespace, &split).await?;
+        rows.extend(backend_rows(&split, &list)?);
     }
     Ok(rows)
+}
+
+/// One row per backend of a split's edges list.
+pub fn backend_rows(
+    split: &str,
+    list: &meshlet_crds::metrics::v1alpha2::TrafficMetricsList,
+) -> anyhow::Result<Vec<Row>> {
+    list.items
+        .iter()
+        .map(|tm| {
+            let (leaf, weight) = match &tm.backend {
+                Some(b) => (b.leaf.clone(), Some(b.weight)),
+                None => (
+                    tm.edge
+                        .as_ref()
+                        .and_then(|e| e.resource.name.clone())
+                        .unwrap_or_default(),
+                    None,
+                ),
+            };
+            let golden = Golden::from_v1alpha2(tm)
+                .with_context(|| format!("trafficsplits/{split} backend {leaf}"))?;
+            let mut row = Row::new(leaf, &golden);
+            row.split = Some(split.to_string());
+            row.weight = weight;
+            Ok(row)
+        })
+        .collect()
 }
 
 /// Runs `meshlet stat`.

@@ -228,8 +228,8 @@ pub async fn run(kube: &KubeArgs, args: &CanaryArgs) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     let source = TrafficMetricsSource {
-        client: client.clone(),
         api: MetricsApi::new(client.clone()),
+        split: plan.split.clone(),
     };
     // Fail early, before the first write, when the metrics API is not there.
     if let Some(problem) = crate::metrics_api::api_unavailable(&client).await {

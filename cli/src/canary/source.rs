@@ -5,8 +5,8 @@
 use std::future::Future;
 
 use super::machine::Observation;
-use crate::backends;
 use crate::metrics_api::{Golden, MetricsApi};
+use anyhow::Context as _;
 
 /// A source of the canary backend's traffic, one reading per interval.
 pub trait CanaryMetrics {
@@ -18,29 +18,29 @@ pub trait CanaryMetrics {
     ) -> impl Future<Output = anyhow::Result<Observation>> + Send;
 }
 
-/// Observations from the TrafficMetrics API.
+/// Observations from the TrafficMetrics API: the split's edge to the canary
+/// backend (the traffic meshed clients sent to it through the split).
 pub struct TrafficMetricsSource {
-    /// The client (for the backend's Service and Deployments).
-    pub client: kube::Client,
     /// The API.
     pub api: MetricsApi,
+    /// The TrafficSplit.
+    pub split: String,
 }
 
 impl CanaryMetrics for TrafficMetricsSource {
     async fn observe(&self, namespace: &str, backend: &str) -> anyhow::Result<Observation> {
-        let deployments = backends::deployments_of(&self.client, namespace, backend).await?;
-        if deployments.is_empty() {
-            anyhow::bail!(
-                "backend Service {namespace}/{backend} selects no Deployment; \
-                 its traffic cannot be read from TrafficMetrics"
-            );
-        }
-        let mut parts = Vec::new();
-        for deployment in deployments {
-            let tm = self.api.one("deployments", namespace, &deployment).await?;
-            parts.push(Golden::from_traffic_metrics(&tm)?);
-        }
-        Ok(observation(&Golden::combine(&parts)))
+        let list = self.api.split_backends(namespace, &self.split).await?;
+        let item = list
+            .items
+            .iter()
+            .find(|tm| tm.backend.as_ref().is_some_and(|b| b.leaf == backend))
+            .with_context(|| {
+                format!(
+                    "the TrafficMetrics of TrafficSplit {namespace}/{} have no backend {backend}",
+                    self.split
+                )
+            })?;
+        Ok(observation(&Golden::from_v1alpha2(item)?))
     }
 }
 
