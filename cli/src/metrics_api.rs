@@ -193,7 +193,8 @@ pub async fn api_unavailable(client: &kube::Client) -> Option<String> {
     match api.get_opt(APISERVICE).await {
         Ok(None) => Some(format!(
             "the TrafficMetrics API is not installed: no APIService {APISERVICE}; \
-             install Meshlet (meshlet install | kubectl apply -f -) and run `meshlet check`"
+             it comes with Meshlet's operator when the chart value metricsApi.enabled=true \
+             (`meshlet check` shows what else is missing)"
         )),
         Ok(Some(service)) => apiservice_problem(&service).map(|problem| {
             format!(

@@ -44,3 +44,28 @@ pub async fn apply_crds(client: &kube::Client, render: CrdRender) -> Result<()> 
     }
     Ok(())
 }
+
+/// Waits until every SMI CRD is Established.
+pub async fn wait_established(client: &kube::Client) -> Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in manifests::all(CrdRender::Full) {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = api.get(&name).await?;
+            let established = found.status.and_then(|s| s.conditions).is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
+            if established {
+                break;
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "CRD {name} not Established in 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
