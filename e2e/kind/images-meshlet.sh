@@ -115,7 +115,7 @@ proxy_init_root() {
   iptables_payload "$1"
 }
 
-script_sum=$(sha256sum "$0" "$KIND_DIR/lib.sh" | sha256sum | cut -c1-16)
+script_sum=$(cat "$KIND_DIR/images-meshlet.sh" "$KIND_DIR/lib.sh" | sha256sum | cut -c1-16)
 key_of() { # key_of BINARY [EXTRA...]
   { echo "$script_sum"; sha256sum "$STATIC_BIN_DIR/$1" | cut -d' ' -f1; shift; printf '%s\n' "$@"; } | sha256sum | cut -c1-16
 }
