@@ -229,3 +229,55 @@ fn bad_annotations_and_bad_templates_are_errors_naming_the_object() {
     );
     assert!(err.contains("document 1"), "{err}");
 }
+
+/// The injected goldens are valid objects for a real kube-apiserver
+/// (server-side dry run: schema, defaulting and validation of the pod
+/// templates, including native sidecars).
+#[tokio::test]
+async fn injected_workloads_pass_api_server_validation() {
+    use kube::api::{DynamicObject, PostParams};
+    let env = meshlet_testenv::shared().await.unwrap();
+    let client = env.client();
+    let namespace = env.create_namespace("inject").await.unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut checked = 0;
+    for (case, path) in cases(&dir, ".output.yaml") {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut objects = Vec::new();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = serde_yaml::Value::deserialize(doc).unwrap();
+            match value.get("kind").and_then(|k| k.as_str()) {
+                Some("List") => {
+                    objects.extend(value["items"].as_sequence().unwrap().iter().cloned())
+                }
+                Some(_) => objects.push(value),
+                None => {}
+            }
+        }
+        for object in objects {
+            let mut object: DynamicObject = serde_yaml::from_value(object).unwrap();
+            object.metadata.namespace = Some(namespace.clone());
+            let types = object.types.clone().unwrap();
+            let (group, version) = types
+                .api_version
+                .rsplit_once('/')
+                .unwrap_or(("", &types.api_version));
+            let gvk = kube::core::GroupVersionKind::gvk(group, version, &types.kind);
+            let (resource, _) = kube::discovery::pinned_kind(&client, &gvk).await.unwrap();
+            let api: kube::Api<DynamicObject> =
+                kube::Api::namespaced_with(client.clone(), &namespace, &resource);
+            let params = PostParams {
+                dry_run: true,
+                ..Default::default()
+            };
+            api.create(&params, &object).await.unwrap_or_else(|e| {
+                panic!(
+                    "{case}: {} {:?} refused by the API server: {e}",
+                    types.kind, object.metadata.name
+                )
+            });
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} objects checked");
+}
