@@ -36,11 +36,13 @@ if [[ "${1:-}" == --check ]]; then
   expect_error "namespace:" --set namespace=other
   expect_error "webhook.tlsSecretName" --set webhook.replicas=2
   variant=$("$helm" template meshlet "$REPO_ROOT/charts/meshlet" --set webhook.replicas=2,webhook.tlsSecretName=tls \
-    --set operator.replicas=2,metricsApi.enabled=true,permissive=true,image.pullPolicy=Never 2>/dev/null) ||
+    --set operator.replicas=2,permissive=true,image.pullPolicy=Never 2>/dev/null) ||
     fail "helm template with every switch on" "nothing to clean up"
-  for want in "minAvailable: 1" "kind: APIService" "--permissive" "--tls-cert-file=" "imagePullPolicy: Never" "--image-pull-policy=Never"; do
+  for want in "minAvailable: 1" "--register-apiservices" "--permissive" "--tls-cert-file=" "imagePullPolicy: Never" "--image-pull-policy=Never"; do
     grep -qF -- "$want" <<<"$variant" || fail "helm template with every switch on lacks: $want" "nothing to clean up"
   done
+  "$helm" template meshlet "$REPO_ROOT/charts/meshlet" --set metricsApi.enabled=false 2>/dev/null | grep -q -- --no-metrics-api ||
+    fail "metricsApi.enabled=false does not render --no-metrics-api" "nothing to clean up"
   info "chart guard rails and switches render as expected"
 else
   render "$@" >"$OUT.tmp" || { rm -f "$OUT.tmp"; fail "helm template charts/meshlet" "nothing to clean up"; }

@@ -16,6 +16,8 @@ T0=$(now_s)
 log "Removing Meshlet (the SMI CRDs stay)"
 kubectl delete mutatingwebhookconfiguration,validatingwebhookconfiguration,apiservice \
   -l "$SELECTOR" --ignore-not-found --wait=true
+# The operator registers the TrafficMetrics APIServices itself.
+kubectl delete apiservice v1alpha1.metrics.smi-spec.io v1alpha2.metrics.smi-spec.io --ignore-not-found --wait=true
 kubectl delete namespace "$NS" --ignore-not-found --wait=true --timeout=120s ||
   fail "namespace $NS did not go away (kubectl get ns $NS -o yaml)" "kubectl delete ns $NS"
 kubectl delete clusterrole,clusterrolebinding -l "$SELECTOR" --ignore-not-found
