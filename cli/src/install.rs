@@ -213,7 +213,12 @@ pub fn edit(objects: &mut [Value], values: &InstallValues) {
                         if let Some(args) =
                             container.get_mut("args").and_then(Value::as_sequence_mut)
                         {
-                            args.push(Value::String("--permissive".into()));
+                            // Where the chart puts it: right after --log=.
+                            let at = args
+                                .iter()
+                                .position(|a| a.as_str().is_some_and(|a| a.starts_with("--log=")))
+                                .map_or(args.len(), |i| i + 1);
+                            args.insert(at, Value::String("--permissive".into()));
                         }
                     }
                 }
