@@ -66,9 +66,10 @@ uninstall: ## Remove Meshlet from the kind cluster (the SMI CRDs stay)
 e2e: kind-up ## End-to-end suite on kind: install, injection, canary, bad input, uninstall
 	e2e/kind/e2e.sh
 
-bench-operator: ## Operator figures: recompute cost at 1,000 services / 10,000 endpoints, weight-change propagation p99
+bench-operator: ## Operator figures: recompute cost at 1,000 services / 10,000 endpoints, weight-change propagation p99, metrics scrape cost at 1,000 pods
 	$(CARGO) run -q --release -p meshlet-operator --example bench_compute
 	$(CARGO) test -q --release -p meshlet-operator --test propagation -- --nocapture
+	$(CARGO) run -q --release --example bench_scrape -- 1000
 
 fuzz: ## Bounded fuzz runs of the proxy's detector and config decoder (FUZZ_SECONDS each; nightly + cargo-fuzz)
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
