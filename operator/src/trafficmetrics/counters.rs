@@ -3,7 +3,7 @@
 //! cumulative latency buckets, read from the Linkerd-named metrics of the
 //! contract. Counters add up, so scrapes subtract and series sum.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use meshlet_crds::contract::metrics as names;
 
@@ -36,18 +36,35 @@ pub struct Counts {
     pub success: f64,
     /// Responses classified `failure`.
     pub failure: f64,
-    /// Latency histogram: upper bound in ms (`f64::to_bits`, ordered for
-    /// non-negative bounds) → cumulative count.
-    pub buckets: BTreeMap<u64, f64>,
+    /// Latency histogram: (upper bound in ms as `f64::to_bits`, ordered
+    /// for non-negative bounds; cumulative count), sorted by bound. A
+    /// vector, not a map: a window holds many of these.
+    pub buckets: Vec<(u64, f64)>,
 }
 
 impl Counts {
+    /// Adds `n` to the bucket with upper bound `le` (bits).
+    pub fn add_to_bucket(&mut self, le: u64, n: f64) {
+        match self.buckets.binary_search_by_key(&le, |(b, _)| *b) {
+            Ok(i) => self.buckets[i].1 += n,
+            Err(i) => self.buckets.insert(i, (le, n)),
+        }
+    }
+
+    /// The cumulative count of the bucket with upper bound `le` (bits).
+    pub fn bucket(&self, le: u64) -> Option<f64> {
+        self.buckets
+            .binary_search_by_key(&le, |(b, _)| *b)
+            .ok()
+            .map(|i| self.buckets[i].1)
+    }
+
     /// Adds `other` to these counts.
     pub fn add(&mut self, other: &Counts) {
         self.success += other.success;
         self.failure += other.failure;
         for (le, n) in &other.buckets {
-            *self.buckets.entry(*le).or_default() += n;
+            self.add_to_bucket(*le, *n);
         }
     }
 
@@ -62,7 +79,7 @@ impl Counts {
                 .buckets
                 .iter()
                 .map(|(le, n)| {
-                    let then = earlier.buckets.get(le).copied().unwrap_or(0.0);
+                    let then = earlier.bucket(*le).unwrap_or(0.0);
                     (*le, inc(*n, then))
                 })
                 .collect(),
@@ -74,12 +91,7 @@ impl Counts {
     /// `None` without observations. Above the highest finite bound, that
     /// bound is the answer.
     pub fn latency_quantile(&self, q: f64) -> Option<f64> {
-        let total = self
-            .buckets
-            .iter()
-            .next_back()
-            .map(|(_, n)| *n)
-            .unwrap_or(0.0);
+        let total = self.buckets.last().map(|(_, n)| *n).unwrap_or(0.0);
         if total <= 0.0 {
             return None;
         }
@@ -141,9 +153,14 @@ pub fn from_text(text: &str) -> Result<Scrape, ParseError> {
                 _ => {}
             }
         } else if let Some(le) = s.label("le").and_then(parse_bound) {
-            *counts.buckets.entry(le.to_bits()).or_default() += s.value;
+            counts.add_to_bucket(le.to_bits(), s.value);
         }
     }
+    // Held in the window for its length: no spare capacity.
+    for counts in scrape.values_mut() {
+        counts.buckets.shrink_to_fit();
+    }
+    scrape.shrink_to_fit();
     Ok(scrape)
 }
 
@@ -185,8 +202,8 @@ request_total{direction="inbound"} 99
             dst_service: String::new(),
         }];
         assert_eq!((inbound.success, inbound.failure), (15.0, 2.0));
-        assert_eq!(inbound.buckets[&1.0f64.to_bits()], 3.0);
-        assert_eq!(inbound.buckets[&f64::INFINITY.to_bits()], 12.0);
+        assert_eq!(inbound.bucket(1.0f64.to_bits()).unwrap(), 3.0);
+        assert_eq!(inbound.bucket(f64::INFINITY.to_bits()).unwrap(), 12.0);
         let out = &s[&SeriesKey {
             direction: Direction::Outbound,
             dst_namespace: "shop".into(),
@@ -209,8 +226,8 @@ request_total{direction="inbound"} 99
         };
         let inc = now.increase_since(&then);
         assert_eq!((inc.success, inc.failure), (5.0, 1.0));
-        assert_eq!(inc.buckets[&5.0f64.to_bits()], 4.0);
-        assert_eq!(inc.buckets[&f64::INFINITY.to_bits()], 3.0);
+        assert_eq!(inc.bucket(5.0f64.to_bits()).unwrap(), 4.0);
+        assert_eq!(inc.bucket(f64::INFINITY.to_bits()).unwrap(), 3.0);
     }
 
     #[test]
