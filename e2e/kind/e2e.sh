@@ -9,7 +9,7 @@ export PATH="$K8S_BIN_DIR:$PATH"
 T0=$(now_s)
 # Both cargo invocations use the same feature set: nothing compiles twice.
 FEATURES=meshlet-e2e/kind-uninstall
-SCENARIOS=(${MESHLET_E2E_SCENARIOS:-install injection canary mtls_access metrics bad_input})
+SCENARIOS=(${MESHLET_E2E_SCENARIOS:-install injection canary mtls_access traffic_metrics bad_input})
 # Run alone after those: they take Meshlet's parts down on purpose.
 SERIAL=(${MESHLET_E2E_SERIAL:-resilience})
 
