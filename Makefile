@@ -63,7 +63,7 @@ install: ## Install Meshlet into the kind cluster: make images, kind load, kubec
 uninstall: ## Remove Meshlet from the kind cluster (the SMI CRDs stay)
 	e2e/kind/uninstall.sh
 
-e2e: kind-up ## End-to-end suite on kind: install, injection, canary, bad input, uninstall
+e2e: kind-up ## End-to-end suite on kind: install, injection, canary, mTLS, access, TrafficMetrics, bad input, resilience, uninstall
 	e2e/kind/e2e.sh
 
 bench-operator: ## Operator figures: recompute cost at 1,000 services / 10,000 endpoints, weight-change propagation p99, metrics scrape cost at 1,000 pods
