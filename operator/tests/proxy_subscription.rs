@@ -7,13 +7,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use common::{create, eventually, pod_token, AUDIENCE};
+use common::{create, eventually, pod_token, processes, AUDIENCE};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -50,51 +49,7 @@ fn free_port() -> u16 {
 
 /// A plain HTTP/1.1 GET on loopback; (status code, body).
 fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((code, body.to_string()))
-}
-
-/// The `meshlet-proxy` binary of the same build as the operator under test.
-/// Cargo only builds binaries of the crate under test, so it is (re)built
-/// here with the whole workspace's feature set: a no-op after `cargo test
-/// --workspace`, and no second copy of every dependency in `target/` (a
-/// `-p meshlet-proxy` build would resolve features differently).
-fn proxy_bin() -> Result<PathBuf> {
-    let operator = Path::new(OPERATOR_BIN);
-    let profile_dir = operator.parent().context("operator binary directory")?;
-    let target_dir = profile_dir.parent().context("target directory")?;
-    let mut build = Command::new(env!("CARGO"));
-    build
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CARGO_TARGET_DIR", target_dir)
-        .args(["build", "--workspace", "--all-targets"]);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        build.arg("--release");
-    }
-    let status = build
-        .status()
-        .context("running cargo build --workspace --all-targets")?;
-    let bin = profile_dir.join("meshlet-proxy");
-    if !status.success() || !bin.exists() {
-        bail!(
-            "the meshlet-proxy binary is missing at {}: run `cargo build --workspace`",
-            bin.display()
-        );
-    }
-    Ok(bin)
+    processes::http_get(([127, 0, 0, 1], port).into(), "x", path)
 }
 
 /// The shared control plane with kube-controller-manager and the SMI CRDs.
@@ -296,7 +251,7 @@ fn w(pairs: &[(&str, u32)]) -> Option<Vec<(String, u32)>> {
 
 #[tokio::test]
 async fn real_proxy_follows_the_real_operator() -> Result<()> {
-    let proxy_bin = proxy_bin()?;
+    let proxy_bin = processes::workspace_bin("meshlet-proxy")?;
     let env = env().await?;
     assert!(env.has_controller_manager());
     let client = env.client();
