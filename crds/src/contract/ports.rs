@@ -36,6 +36,10 @@ pub const DEFAULT_OPAQUE_PORTS: &[u16] = &[25, 587, 3306, 4444, 5432, 6379, 9300
 /// The port the operator serves the config stream (and identity) on.
 pub const OPERATOR_CONFIG_PORT: u16 = 8086;
 
+/// The port the operator serves the SMI TrafficMetrics aggregated API on
+/// (behind Service port 443).
+pub const OPERATOR_METRICS_API_PORT: u16 = 6443;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -174,7 +174,7 @@ pub async fn start(
 }
 
 /// The metrics API's default port.
-pub const DEFAULT_PORT: u16 = 6443;
+pub const DEFAULT_PORT: u16 = meshlet_crds::contract::ports::OPERATOR_METRICS_API_PORT;
 
 /// Parses a duration flag: a number with a unit `ms`, `s`, `m` or `h`
 /// (`10s`, `500ms`, `1m`); a bare number is seconds. Must be above zero.
