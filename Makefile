@@ -5,7 +5,7 @@ CARGO ?= cargo
 # image) are cached here; git-ignored, safe to delete.
 export MESHLET_CACHE ?= $(CURDIR)/.cache
 
-.PHONY: quickstart bench-operator fuzz help build test test-unit lint fmt crds crds-check k8s-bins kind-up kind-down images e2e-smoke e2e bench ci deploy deploy-check install uninstall
+.PHONY: quickstart bench-operator fuzz help build test test-unit lint fmt crds crds-check k8s-bins kind-up kind-down images e2e-smoke e2e bench ci deploy deploy-check install uninstall e2e-flagger
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ uninstall: ## Remove Meshlet from the kind cluster (the SMI CRDs stay)
 
 e2e: kind-up ## End-to-end suite on kind: install, injection, canary, mTLS, access, TrafficMetrics, bad input, resilience, uninstall
 	e2e/kind/e2e.sh
+
+e2e-flagger: kind-up ## Flagger (built from its Go module, linkerd provider) drives a canary on Meshlet: promotion of a healthy release, rollback of a failing one; installs Meshlet if needed
+	e2e/kind/flagger-e2e.sh
 
 bench-operator: ## Operator figures: recompute cost at 1,000 services / 10,000 endpoints, weight-change propagation p99, metrics scrape cost at 1,000 pods
 	$(CARGO) run -q --release -p meshlet-operator --example bench_compute
