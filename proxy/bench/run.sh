@@ -16,11 +16,14 @@ RATES=${BENCH_RATES:-"1000 5000"}
 CONNS=${BENCH_CONNECTIONS:-16}
 MAX=${BENCH_MAX:-1}
 OUT=target/bench
-BIN=target/release
 mkdir -p "$OUT"
 : > "$OUT/runs.jsonl"
 
-cargo build --release -q -p meshlet-proxy --bins
+# The binary measured is the one the proxy image ships: the static release
+# build `make images` makes (same invocation, same target dir).
+source e2e/kind/lib.sh
+static_build
+BIN=$STATIC_BIN_DIR
 
 UPSTREAM=127.0.0.1:18080
 PIDS=()
