@@ -16,6 +16,18 @@ use crate::duration::parse_duration;
 pub const API_PATH: &str = "/apis/metrics.smi-spec.io/v1alpha1";
 /// Name of the APIService that registers it.
 pub const APISERVICE: &str = "v1alpha1.metrics.smi-spec.io";
+/// Name of the APIService of v1alpha2 (the TrafficSplit edges `stat ts`
+/// and `canary` read); registered separately, so it can be missing alone.
+pub const APISERVICE_V1ALPHA2: &str = "v1alpha2.metrics.smi-spec.io";
+
+/// The APIService that serves `path`.
+pub fn apiservice_of(path: &str) -> &'static str {
+    if path.starts_with("/apis/metrics.smi-spec.io/v1alpha2/") {
+        APISERVICE_V1ALPHA2
+    } else {
+        APISERVICE
+    }
+}
 
 /// Path of one resource's metrics (`name` given) or of every resource of
 /// the kind (`name` none). `plural` is `deployments`, `pods`,
@@ -146,7 +158,7 @@ impl MetricsApi {
             Ok(text) => serde_json::from_str(&text)
                 .with_context(|| format!("GET {path}: not a TrafficMetrics answer")),
             Err(kube::Error::Api(status)) if matches!(status.code, 404 | 503) => {
-                if let Some(problem) = api_unavailable(&self.client).await {
+                if let Some(problem) = api_unavailable(&self.client, apiservice_of(path)).await {
                     anyhow::bail!("{problem}");
                 }
                 Err(anyhow::anyhow!(
@@ -186,13 +198,14 @@ impl MetricsApi {
     }
 }
 
-/// Why the TrafficMetrics API cannot answer, or `None` when its APIService
-/// is registered and Available (the failure is elsewhere).
-pub async fn api_unavailable(client: &kube::Client) -> Option<String> {
+/// Why the TrafficMetrics API cannot answer, or `None` when `apiservice`
+/// (the version asked for) is registered and Available (the failure is
+/// elsewhere).
+pub async fn api_unavailable(client: &kube::Client, apiservice: &str) -> Option<String> {
     let api: kube::Api<APIService> = kube::Api::all(client.clone());
-    match api.get_opt(APISERVICE).await {
+    match api.get_opt(apiservice).await {
         Ok(None) => Some(format!(
-            "the TrafficMetrics API is not installed: no APIService {APISERVICE}; \
+            "the TrafficMetrics API is not installed: no APIService {apiservice}; \
              it comes with Meshlet's operator when the chart value metricsApi.enabled=true \
              (`meshlet check` shows what else is missing)"
         )),
@@ -203,7 +216,7 @@ pub async fn api_unavailable(client: &kube::Client) -> Option<String> {
             )
         }),
         Err(e) => Some(format!(
-            "the TrafficMetrics API did not answer and APIService {APISERVICE} cannot be read: {e}"
+            "the TrafficMetrics API did not answer and APIService {apiservice} cannot be read: {e}"
         )),
     }
 }
@@ -251,6 +264,18 @@ mod tests {
         assert_eq!(
             resource_path("namespaces", "ignored", None),
             "/apis/metrics.smi-spec.io/v1alpha1/namespaces"
+        );
+    }
+
+    #[test]
+    fn each_path_is_served_by_its_versions_apiservice() {
+        assert_eq!(
+            apiservice_of(&resource_path("deployments", "shop", None)),
+            "v1alpha1.metrics.smi-spec.io"
+        );
+        assert_eq!(
+            apiservice_of(&split_edges_path("shop", "web")),
+            "v1alpha2.metrics.smi-spec.io"
         );
     }
 

@@ -7,144 +7,19 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::service::service_fn;
+use common::fake_pods::{fake_proxy, inbound, outbound, pod, proxy_metrics, service, traffic};
+use common::metrics_api::{self, get};
 use hyper_util::rt::TokioIo;
-use k8s_openapi::api::core::v1::{Pod, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
-use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::{Api, Client};
-use meshlet_crds::contract::metrics as names;
-use meshlet_operator::context::Settings;
-use meshlet_operator::trafficmetrics::{ServiceRef, ServingSource, TrafficMetricsSettings};
-use meshlet_proxy::metrics::{Metrics, PeerId, RequestLabels};
-use serde_json::{json, Value};
-
-/// A fake pod's proxy admin server: the real proxy `Metrics`, served at
-/// `/metrics` on `ip:port`.
-async fn fake_proxy(
-    ip: &str,
-    port: u16,
-    metrics: Arc<Metrics>,
-) -> Result<tokio::task::JoinHandle<()>> {
-    let listener = tokio::net::TcpListener::bind((ip, port))
-        .await
-        .with_context(|| format!("binding {ip}:{port}"))?;
-    Ok(tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let metrics = metrics.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |_req| {
-                    let body = metrics.encode();
-                    async move {
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(body))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
-            });
-        }
-    }))
-}
-
-fn proxy_metrics(ns: &str, deployment: &str, pod: &str) -> Arc<Metrics> {
-    Arc::new(Metrics::new(&[
-        (names::NAMESPACE, ns.into()),
-        (names::DEPLOYMENT, deployment.into()),
-        (names::POD, pod.into()),
-    ]))
-}
-
-fn inbound() -> RequestLabels {
-    RequestLabels {
-        direction: names::DIRECTION_INBOUND,
-        dst_namespace: String::new(),
-        dst_service: String::new(),
-        route: String::new(),
-        tls: "true",
-        peer_id: PeerId::None,
-    }
-}
-
-fn outbound(ns: &str, service: &str) -> RequestLabels {
-    RequestLabels {
-        direction: names::DIRECTION_OUTBOUND,
-        dst_namespace: ns.into(),
-        dst_service: service.into(),
-        route: String::new(),
-        tls: "true",
-        peer_id: PeerId::None,
-    }
-}
-
-/// Records `n` responses with `status` and `latency_ms` on `m`.
-fn traffic(m: &Metrics, labels: RequestLabels, n: usize, status: u16, latency_ms: u64) {
-    for _ in 0..n {
-        m.request(&labels);
-        m.response(labels.clone(), status, Duration::from_millis(latency_ms));
-    }
-}
-
-/// A pod of Deployment `deployment` (via a ReplicaSet), meshed, at `ip`.
-async fn pod(client: &Client, ns: &str, deployment: &str, name: &str, ip: &str) -> Result<()> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {
-            "name": name,
-            "labels": {"app": deployment, "pod-template-hash": "5f7c9d", "meshlet.dev/meshed": "true"},
-            "ownerReferences": [{
-                "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{deployment}-5f7c9d"),
-                "uid": "00000000-0000-0000-0000-000000000001", "controller": true,
-            }],
-        },
-        "spec": {"containers": [{"name": "app", "image": "app"}]},
-    }))?;
-    common::create(client, ns, &pod).await?;
-    pods.patch_status(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": {"podIP": ip, "podIPs": [{"ip": ip}]}})),
-    )
-    .await
-    .context("patching the pod IP")?;
-    Ok(())
-}
-
-/// Service `name` whose EndpointSlice lists `pods` (name, ip).
-async fn service(client: &Client, ns: &str, name: &str, pods: &[(&str, &str)]) -> Result<()> {
-    let svc: Service = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {"ports": [{"port": 80}], "selector": {"app": name}},
-    }))?;
-    common::create(client, ns, &svc).await?;
-    let endpoints: Vec<Value> = pods
-        .iter()
-        .enumerate()
-        .map(|(i, (pod, _))| json!({"addresses": [format!("10.1.0.{}", i + 1)], "targetRef": {"kind": "Pod", "name": pod, "namespace": ns}}))
-        .collect();
-    let slice: EndpointSlice = serde_json::from_value(json!({
-        "metadata": {"name": format!("{name}-1"), "labels": {"kubernetes.io/service-name": name}},
-        "addressType": "IPv4",
-        "endpoints": endpoints,
-        "ports": [{"port": 80, "protocol": "TCP"}],
-    }))?;
-    common::create(client, ns, &slice).await?;
-    Ok(())
-}
-
-async fn get(client: &Client, path: &str) -> Result<Value, kube::Error> {
-    client
-        .request::<Value>(http::Request::get(path).body(Vec::new()).expect("request"))
-        .await
-}
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::DeleteParams;
+use kube::Api;
+use meshlet_operator::trafficmetrics::ServiceRef;
+use serde_json::Value;
 
 fn metric(item: &Value, name: &str) -> f64 {
     let text = item["metrics"]
@@ -192,46 +67,16 @@ async fn traffic_metrics_through_the_aggregator() -> Result<()> {
 
     // The operator on loopback; kube-apiserver reaches it through an
     // ExternalName Service naming 127.0.0.1.
-    let api_port = meshlet_testenv::ports::free_port()?;
-    let service_ref = ServiceRef {
-        namespace: ns.clone(),
-        name: "meshlet-metrics".into(),
-        port: api_port.into(),
+    let scraping = metrics_api::Scraping {
+        port,
+        interval: Duration::from_millis(200),
+        window: Duration::from_secs(120),
     };
-    let svc: Service = serde_json::from_value(json!({
-        "metadata": {"name": "meshlet-metrics"},
-        "spec": {"type": "ExternalName", "externalName": "127.0.0.1"},
-    }))?;
-    common::create(&client, &ns, &svc).await?;
-    let mut tm = TrafficMetricsSettings::new(
-        ([127, 0, 0, 1], api_port).into(),
-        ServingSource::SelfSigned(service_ref.dns_names()),
-    );
-    tm.scrape.interval = Duration::from_millis(200);
-    tm.scrape.port = port;
-    tm.window = Duration::from_secs(120);
-    tm.register = Some(service_ref.clone());
-    let op = common::operator(
-        env,
-        Settings {
-            traffic_metrics: Some(tm),
-            ..Settings::default()
-        },
-    )
-    .await?;
+    let (op, service_ref) = metrics_api::start(env, &ns, scraping).await?;
     let handle = op.traffic_metrics.as_ref().context("metrics API started")?;
 
     // Discovery through the aggregator (the APIService becomes available).
-    let discovery = common::eventually(
-        "metrics.smi-spec.io discovery",
-        Duration::from_secs(60),
-        || async {
-            Ok(get(&client, "/apis/metrics.smi-spec.io/v1alpha1")
-                .await
-                .ok())
-        },
-    )
-    .await?;
+    let discovery = metrics_api::discovery(&client, "v1alpha1", Duration::from_secs(60)).await?;
     assert_eq!(discovery["kind"], "APIResourceList");
     let names: Vec<&str> = discovery["resources"]
         .as_array()
@@ -425,14 +270,7 @@ async fn traffic_metrics_through_the_aggregator() -> Result<()> {
         "a caller without the front-proxy certificate got {direct:?}"
     );
 
-    for version in ["v1alpha1", "v1alpha2"] {
-        let _ = Api::<APIService>::all(client.clone())
-            .delete(
-                &format!("{version}.metrics.smi-spec.io"),
-                &DeleteParams::default(),
-            )
-            .await;
-    }
+    metrics_api::unregister(&client).await?;
     Ok(())
 }
 

@@ -231,8 +231,11 @@ pub async fn run(kube: &KubeArgs, args: &CanaryArgs) -> anyhow::Result<ExitCode>
         api: MetricsApi::new(client.clone()),
         split: plan.split.clone(),
     };
-    // Fail early, before the first write, when the metrics API is not there.
-    if let Some(problem) = crate::metrics_api::api_unavailable(&client).await {
+    // Fail early, before the first write, when the metrics API the canary
+    // reads (the split's v1alpha2 edges) is not there.
+    if let Some(problem) =
+        crate::metrics_api::api_unavailable(&client, crate::metrics_api::APISERVICE_V1ALPHA2).await
+    {
         anyhow::bail!("{problem}");
     }
     let stop = stop_on_signal()?;

@@ -2,9 +2,13 @@
 //! with Meshlet's CRDs, a started operator (its identity CA in a namespace
 //! of its own), TLS connections that trust the operator's anchors, a config
 //! stream subscriber speaking HTTP/2 over TLS like the proxy does, and a
-//! certify client.
+//! certify client. Submodules: real processes ([`processes`]), fake meshed
+//! pods serving the proxy's metrics ([`fake_pods`]), and the operator
+//! serving the TrafficMetrics API through the aggregator ([`metrics_api`]).
 #![allow(dead_code)]
 
+pub mod fake_pods;
+pub mod metrics_api;
 pub mod processes;
 
 use std::future::Future;

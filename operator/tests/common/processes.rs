@@ -61,6 +61,25 @@ pub fn workspace_bin(name: &str) -> Result<PathBuf> {
     let profile_dir = operator.parent().context("operator binary directory")?;
     let target_dir = profile_dir.parent().context("target directory")?;
     let mut build = Command::new(env!("CARGO"));
+    // `cargo test` runs this test with the package's CARGO_MANIFEST_DIR,
+    // CARGO_PKG_* and the like set; build scripts (ring's, via cc) rerun
+    // when those change, so passing them on would rebuild ring and all that
+    // depends on it here, and again on the next plain `cargo test`.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*key)
+        {
+            build.env_remove(&*key);
+        }
+    }
     build
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("CARGO_TARGET_DIR", target_dir)
