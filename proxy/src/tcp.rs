@@ -4,7 +4,7 @@
 use crate::app::Ctx;
 use crate::balance::{pick, Weighted};
 use crate::metrics::TcpLabels;
-use crate::transport::{Io, MeteredIo};
+use crate::transport::{BoxedIo, MeteredIo};
 use meshlet_crds::contract::config::OutlierPolicy;
 use std::net::SocketAddr;
 
@@ -15,9 +15,9 @@ const COPY_BUF: usize = 8 * 1024;
 const MAX_CONNECT_ATTEMPTS: usize = 3;
 
 /// Proxies `client` to one of `endpoints` until either side closes.
-pub async fn forward<I: Io>(
+pub async fn forward(
     ctx: &Ctx,
-    client: I,
+    client: BoxedIo,
     endpoints: &[Weighted],
     outlier: &OutlierPolicy,
     labels: TcpLabels,

@@ -3,7 +3,7 @@
 //! and closes (GOAWAY on HTTP/2, `Connection: close` on HTTP/1).
 
 use super::{Body, Version};
-use crate::transport::Io;
+use crate::transport::BoxedIo;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -16,9 +16,11 @@ use tokio_util::sync::CancellationToken;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `io` until it closes, or until `shutdown` and its requests finish.
-pub async fn serve<I, F, Fut>(io: I, version: Version, handler: F, shutdown: CancellationToken)
+///
+/// `io` is boxed: one copy of hyper's server code serves plain, detected
+/// and TLS connections alike (smaller binary, fewer pages resident).
+pub async fn serve<F, Fut>(io: BoxedIo, version: Version, handler: F, shutdown: CancellationToken)
 where
-    I: Io,
     F: Fn(http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = http::Response<Body>> + Send + 'static,
 {

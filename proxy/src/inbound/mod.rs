@@ -16,7 +16,7 @@ use crate::http::forward::Forward;
 use crate::http::{server, Body, Version};
 use crate::metrics::{DenyLabels, PeerId, RequestLabels, TcpLabels};
 use crate::split::RequestView;
-use crate::transport::{accept_mesh_tls, original_destination, Accepted, Io};
+use crate::transport::{accept_mesh_tls, original_destination, Accepted, BoxedIo, Io};
 use authz::{Decision, Traffic};
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -39,7 +39,7 @@ pub async fn serve_connection(ctx: Arc<Ctx>, stream: TcpStream) {
     let app = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     // Without an identity of its own the proxy has no mesh TLS to terminate.
     let Some(own_name) = ctx.tls.local().map(|l| l.server_name.clone()) else {
-        return serve_with_peer(ctx, stream, app, Peer::Plaintext).await;
+        return serve_boxed(ctx, Box::new(stream), app, Peer::Plaintext).await;
     };
     let opaque = ctx.store.load().inbound.is_opaque(port);
     // Opaque ports may carry server-first protocols from unmeshed clients:
@@ -55,11 +55,11 @@ pub async fn serve_connection(ctx: Arc<Ctx>, stream: TcpStream) {
         Ok(Accepted::Passthrough { io, silent }) => {
             if silent {
                 // Nothing was sent: detection would only wait again.
-                return forward_tcp(&ctx, io, app, &Peer::Plaintext).await;
+                return forward_tcp(&ctx, Box::new(io), app, &Peer::Plaintext).await;
             }
-            return serve_with_peer(ctx, io, app, Peer::Plaintext).await;
+            return serve_boxed(ctx, Box::new(io), app, Peer::Plaintext).await;
         }
-        Ok(Accepted::Mtls { io, client, alpn }) => (io, Peer::Mtls(client), alpn),
+        Ok(Accepted::Mtls { io, client, alpn }) => (io as BoxedIo, Peer::Mtls(client), alpn),
     };
     // The client proxy said what it carries (ALPN): no second detection.
     let version = match alpn.as_deref() {
@@ -67,11 +67,31 @@ pub async fn serve_connection(ctx: Arc<Ctx>, stream: TcpStream) {
         Some(ALPN_H2) => Version::Http2,
         Some(ALPN_HTTP1) => Version::Http1,
         Some(_) => return forward_tcp(&ctx, io, app, &peer).await,
-        None => return serve_with_peer(ctx, io, app, peer).await,
+        None => return serve_boxed(ctx, io, app, peer).await,
     };
+    serve_http(ctx, io, version, app, peer).await;
+}
+
+/// Serves HTTP from `peer` on an inbound connection.
+async fn serve_http(ctx: Arc<Ctx>, io: BoxedIo, version: Version, app: SocketAddr, peer: Peer) {
     let shutdown = ctx.shutdown.clone();
-    let handler = move |req| handle(ctx.clone(), req, version, app, peer.clone());
+    let conn = Arc::new(InboundConn {
+        labels: labels(&peer),
+        peer,
+        app,
+        app_name: app.to_string(),
+    });
+    let handler = move |req| handle(ctx.clone(), req, version, conn.clone());
     server::serve(io, version, handler, shutdown).await;
+}
+
+/// What every request of one inbound connection shares.
+struct InboundConn {
+    peer: Peer,
+    app: SocketAddr,
+    /// `app` as text, for error messages.
+    app_name: String,
+    labels: Arc<RequestLabels>,
 }
 
 /// Longest wait for a ClientHello on an opaque port.
@@ -81,11 +101,17 @@ const OPAQUE_TLS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// (after mesh TLS termination, or in tests): protocol detection, then
 /// HTTP or TCP handling with access control for `peer`.
 pub async fn serve_with_peer<I: Io>(ctx: Arc<Ctx>, io: I, app: SocketAddr, peer: Peer) {
+    serve_boxed(ctx, Box::new(io), app, peer).await
+}
+
+/// [`serve_with_peer`] on a boxed stream: one copy of the code for every
+/// kind of stream.
+async fn serve_boxed(ctx: Arc<Ctx>, io: BoxedIo, app: SocketAddr, peer: Peer) {
     if ctx.store.load().inbound.is_opaque(app.port()) {
         return forward_tcp(&ctx, io, app, &peer).await;
     }
     let (protocol, io) = match detect(io, ctx.settings.detect_timeout).await {
-        Ok(d) => d,
+        Ok((p, io)) => (p, Box::new(io) as BoxedIo),
         Err(e) => return tracing::debug!(error = %e, "detection failed"),
     };
     let version = match protocol {
@@ -93,9 +119,7 @@ pub async fn serve_with_peer<I: Io>(ctx: Arc<Ctx>, io: I, app: SocketAddr, peer:
         Protocol::Http1 => Version::Http1,
         Protocol::Http2 => Version::Http2,
     };
-    let shutdown = ctx.shutdown.clone();
-    let handler = move |req| handle(ctx.clone(), req, version, app, peer.clone());
-    server::serve(io, version, handler, shutdown).await;
+    serve_http(ctx, io, version, app, peer).await;
 }
 
 /// The `client_id` label of `peer`.
@@ -106,18 +130,21 @@ fn peer_id(peer: &Peer) -> PeerId {
     }
 }
 
-fn labels(peer: &Peer) -> RequestLabels {
-    RequestLabels {
+/// The request labels of a connection from `peer`, made once per
+/// connection (formatting the client's identity per request would cost an
+/// allocation each time).
+fn labels(peer: &Peer) -> Arc<RequestLabels> {
+    Arc::new(RequestLabels {
         direction: names::DIRECTION_INBOUND,
         dst_namespace: String::new(),
         dst_service: String::new(),
         route: String::new(),
         tls: peer.tls_label(),
         peer_id: peer_id(peer),
-    }
+    })
 }
 
-async fn forward_tcp<I: Io>(ctx: &Ctx, io: I, app: SocketAddr, peer: &Peer) {
+async fn forward_tcp(ctx: &Ctx, io: BoxedIo, app: SocketAddr, peer: &Peer) {
     // The policy live now decides; the connection is then allowed for its life.
     if let Decision::Deny(denial) =
         authz::decide(&ctx.store.load().inbound, peer, app.port(), Traffic::Tcp)
@@ -153,11 +180,11 @@ async fn handle(
     ctx: Arc<Ctx>,
     req: Request<Incoming>,
     version: Version,
-    app: SocketAddr,
-    peer: Peer,
+    conn: Arc<InboundConn>,
 ) -> Response<Body> {
+    let (peer, app) = (&conn.peer, conn.app);
     let start = Instant::now();
-    let labels = labels(&peer);
+    let labels = RequestLabels::clone(&conn.labels);
     ctx.metrics.request(&labels);
     let view = RequestView {
         method: req.method(),
@@ -166,7 +193,7 @@ async fn handle(
     };
     if let Decision::Deny(denial) = authz::decide(
         &ctx.store.load().inbound,
-        &peer,
+        peer,
         app.port(),
         Traffic::Http(&view),
     ) {
@@ -190,14 +217,13 @@ async fn handle(
         weight: 1,
     }];
     let outlier = OutlierPolicy::default();
-    let dst = app.to_string();
     let forward = Forward {
         endpoints: &endpoints,
         connector: ctx.connector.as_ref(),
         version,
         retry: None,
         outlier: &outlier,
-        destination: &dst,
+        destination: &conn.app_name,
     };
     let rsp = forward.send(req).await.unwrap_or_else(|e: ProxyError| {
         tracing::debug!(error = %e, "inbound request failed");

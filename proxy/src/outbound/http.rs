@@ -9,7 +9,7 @@ use crate::http::forward::Forward;
 use crate::http::{server, Body, Version};
 use crate::metrics::RequestLabels;
 use crate::split::RequestView;
-use crate::transport::Io;
+use crate::transport::BoxedIo;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use meshlet_crds::contract::config::OutlierPolicy;
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Serves HTTP on an outbound connection.
-pub async fn serve<I: Io>(ctx: Arc<Ctx>, io: I, version: Version, orig_dst: Option<SocketAddr>) {
+pub async fn serve(ctx: Arc<Ctx>, io: BoxedIo, version: Version, orig_dst: Option<SocketAddr>) {
     let shutdown = ctx.shutdown.clone();
     let handler = move |req| handle(ctx.clone(), req, version, orig_dst);
     server::serve(io, version, handler, shutdown).await;

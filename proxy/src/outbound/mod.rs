@@ -9,20 +9,19 @@ mod tcp;
 use crate::app::Ctx;
 use crate::detect::{detect, Protocol};
 use crate::metrics::PeerId;
-use crate::transport::original_destination;
+use crate::transport::{original_destination, BoxedIo};
 use meshlet_crds::contract::metrics as names;
 use meshlet_crds::contract::ports::DEFAULT_OPAQUE_PORTS;
 use std::sync::Arc;
-use table::PortTls;
 use tokio::net::TcpStream;
 
 /// The `tls` and `server_id` labels of traffic to a backend port: mTLS
 /// when this proxy has an identity and every endpoint is meshed.
 fn tls_labels(ctx: &Ctx, table: &table::Table, backend: table::Target) -> (&'static str, PeerId) {
-    match table.tls(backend) {
-        PortTls::Mtls(id) if ctx.tls.is_enabled() => (
+    match table.mtls_server_id(backend) {
+        Some(id) if ctx.tls.is_enabled() => (
             "true",
-            id.map_or(PeerId::None, |id| PeerId::Server(id.to_string().into())),
+            id.map_or(PeerId::None, |id| PeerId::Server(id.clone())),
         ),
         _ => (names::TLS_NO_IDENTITY, PeerId::None),
     }
@@ -42,10 +41,10 @@ pub async fn serve_connection(ctx: Arc<Ctx>, stream: TcpStream) {
         }
     };
     if opaque {
-        return tcp::forward(&ctx, stream, dst).await;
+        return tcp::forward(&ctx, Box::new(stream), dst).await;
     }
     let (protocol, io) = match detect(stream, ctx.settings.detect_timeout).await {
-        Ok(d) => d,
+        Ok((p, io)) => (p, Box::new(io) as BoxedIo),
         Err(e) => return tracing::debug!(error = %e, "detection failed"),
     };
     match protocol {

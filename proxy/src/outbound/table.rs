@@ -42,6 +42,9 @@ struct PortEntry {
     protocol: AppProtocol,
     endpoints: Vec<Weighted>,
     tls: PortTls,
+    /// The `server_id` metric label of `tls`, formatted once per config
+    /// rather than per request.
+    server_id: Option<Arc<str>>,
 }
 
 /// Whether every endpoint of a port is reached over mesh mTLS (metric
@@ -176,7 +179,12 @@ impl Table {
                     let first = ids[0].clone();
                     PortTls::Mtls(first.filter(|f| ids.iter().all(|i| i.as_ref() == Some(f))))
                 };
+                let server_id = match &tls {
+                    PortTls::Mtls(Some(id)) => Some(Arc::from(id.to_string())),
+                    _ => None,
+                };
                 ports.push(PortEntry {
+                    server_id,
                     port: p.port,
                     protocol: p.protocol,
                     endpoints: p
@@ -301,6 +309,14 @@ impl Table {
     /// Whether a service port's endpoints are reached over mesh mTLS.
     pub fn tls(&self, t: Target) -> PortTls {
         self.port(t).map_or(PortTls::Plaintext, |p| p.tls.clone())
+    }
+
+    /// For a service port reached over mesh mTLS, its `server_id` label
+    /// (`None` inside when the endpoints' identities differ); `None` when
+    /// plaintext.
+    pub fn mtls_server_id(&self, t: Target) -> Option<Option<&Arc<str>>> {
+        let p = self.port(t)?;
+        matches!(p.tls, PortTls::Mtls(_)).then_some(p.server_id.as_ref())
     }
 
     /// The identity expected at a meshed endpoint address.

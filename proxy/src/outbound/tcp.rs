@@ -4,13 +4,13 @@
 use crate::app::Ctx;
 use crate::balance::Weighted;
 use crate::metrics::TcpLabels;
-use crate::transport::Io;
+use crate::transport::BoxedIo;
 use meshlet_crds::contract::config::OutlierPolicy;
 use meshlet_crds::contract::metrics as names;
 use std::net::SocketAddr;
 
 /// Forwards an opaque outbound connection meant for `dst`.
-pub async fn forward<I: Io>(ctx: &Ctx, io: I, dst: Option<SocketAddr>) {
+pub async fn forward(ctx: &Ctx, io: BoxedIo, dst: Option<SocketAddr>) {
     let snap = ctx.store.load();
     let table = &snap.outbound;
     match dst.and_then(|d| table.by_addr(d)) {
