@@ -16,9 +16,12 @@ use anyhow::Result;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use meshlet_cli::check::apiservices::METRICS_VERSIONS;
 use meshlet_cli::check::{post, pre, render_text, Check};
+use meshlet_cli::metrics_api::{APISERVICE, APISERVICE_V1ALPHA2};
 use meshlet_crds::contract::{annotations as keys, identity, install};
 use meshlet_crds::manifests::{self, CrdRender};
 use serde_json::{json, Value};
@@ -180,6 +183,31 @@ async fn meshed_pod(client: &Client, namespace: &str, name: &str, version: &str)
     Ok(())
 }
 
+/// An APIService with no Service: the aggregator serves it locally and
+/// marks it Available (reason Local).
+async fn local_apiservice(client: &Client, name: &str) -> Result<()> {
+    let (version, group) = name.split_once('.').unwrap();
+    apply(client, json!({
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": name},
+        "spec": {"group": group, "version": version, "groupPriorityMinimum": 100, "versionPriority": 100}
+    }))
+    .await
+}
+
+/// Post-install checks, re-run until `done` holds (the aggregator updates
+/// APIService conditions asynchronously) or 20 s pass; the last run.
+async fn wait_for_checks(client: &Client, done: impl Fn(&[Check]) -> bool) -> Vec<Check> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let checks = post::checks(client, &options()).await;
+        if done(&checks) || tokio::time::Instant::now() > deadline {
+            return checks;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[tokio::test]
 async fn check_reports_each_piece_pass_and_fail() -> Result<()> {
     let env = meshlet_testenv::shared().await?;
@@ -270,16 +298,117 @@ async fn check_reports_each_piece_pass_and_fail() -> Result<()> {
     let installed = post::checks(&client, &options()).await;
     println!("--- installed\n{}", render_text(&installed));
     let failed: Vec<&Check> = installed.iter().filter(|c| !c.ok).collect();
-    // The only piece the test API server cannot make healthy: the
-    // aggregated TrafficMetrics API (no operator serves it here).
-    assert_eq!(failed.len(), 1, "{}", render_text(&installed));
+    // The only pieces still missing: the TrafficMetrics APIServices, one
+    // line per version the operator registers.
+    let names: Vec<String> = METRICS_VERSIONS.iter().map(|v| v.apiservice()).collect();
+    // Among them, the ones `meshlet stat` (v1alpha1) and `stat ts`/`canary`
+    // (v1alpha2) read.
+    for read in [APISERVICE, APISERVICE_V1ALPHA2] {
+        assert!(names.iter().any(|n| n == read), "{read} not in {names:?}");
+    }
+    assert_eq!(
+        failed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        names
+            .iter()
+            .map(|n| format!("APIService {n} (TrafficMetrics) is Available"))
+            .collect::<Vec<_>>(),
+        "{}",
+        render_text(&installed)
+    );
+    assert!(failed
+        .iter()
+        .all(|c| c.detail.as_deref() == Some("not registered")));
+    assert!(
+        find(&installed, &format!("APIService {APISERVICE_V1ALPHA2} "))
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("meshlet stat ts and meshlet canary"),
+        "{}",
+        render_text(&installed)
+    );
+
+    // Every APIService Available: all good. Local APIServices (no Service)
+    // are the ones this API server's aggregator can make Available without
+    // an operator; the check reads the same Available condition either way
+    // (the operator-served path is covered by operator/tests/cli_stat_canary.rs).
+    for name in &names {
+        local_apiservice(&client, name).await?;
+    }
+    let all_good = wait_for_checks(&client, |checks| checks.iter().all(|c| c.ok)).await;
+    println!("--- all good\n{}", render_text(&all_good));
+    assert!(all_good.iter().all(|c| c.ok), "{}", render_text(&all_good));
+    assert!(render_text(&all_good)
+        .ends_with(&format!("Status: all {} checks passed\n", all_good.len())));
+    for name in &names {
+        assert!(find(&all_good, &format!("APIService {name} ")).ok);
+    }
+
+    // v1alpha2 missing while v1alpha1 is fine: check fails on its own line.
+    let apiservices: Api<APIService> = Api::all(client.clone());
+    apiservices
+        .delete(APISERVICE_V1ALPHA2, &Default::default())
+        .await?;
+    let v1alpha2_line = format!("APIService {APISERVICE_V1ALPHA2} (TrafficMetrics) is Available");
+    let missing = wait_for_checks(&client, |checks| {
+        checks
+            .iter()
+            .any(|c| c.name == v1alpha2_line && c.detail.as_deref() == Some("not registered"))
+    })
+    .await;
+    let text = render_text(&missing);
+    println!("--- v1alpha2 missing\n{text}");
+    let failed: Vec<&Check> = missing.iter().filter(|c| !c.ok).collect();
+    assert_eq!(failed.len(), 1, "{text}");
+    assert_eq!(failed[0].name, v1alpha2_line);
+    assert!(
+        text.contains(&format!(
+        "✘ {v1alpha2_line}: not registered\n    hint: install with the TrafficMetrics API enabled"
+    )),
+        "{text}"
+    );
+    assert!(find(&missing, &format!("APIService {APISERVICE} ")).ok);
+
+    // v1alpha2 registered but nothing serves it: not Available.
+    apply(&client, json!({
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": APISERVICE_V1ALPHA2},
+        "spec": {"group": "metrics.smi-spec.io", "version": "v1alpha2", "groupPriorityMinimum": 100,
+                 "versionPriority": 200, "insecureSkipTLSVerify": true,
+                 "service": {"name": install::OPERATOR_SERVICE, "namespace": install::NAMESPACE, "port": 443}}
+    })).await?;
+    let unavailable = wait_for_checks(&client, |checks| {
+        checks.iter().any(|c| {
+            c.name == v1alpha2_line
+                && c.detail
+                    .as_deref()
+                    .is_some_and(|d| d.contains("is not Available ("))
+        })
+    })
+    .await;
+    let text = render_text(&unavailable);
+    println!("--- v1alpha2 unavailable\n{text}");
+    let failed: Vec<&Check> = unavailable.iter().filter(|c| !c.ok).collect();
+    assert_eq!(failed.len(), 1, "{text}");
+    assert_eq!(failed[0].name, v1alpha2_line);
+    assert!(
+        failed[0].detail.as_deref().unwrap().starts_with(&format!(
+            "APIService {APISERVICE_V1ALPHA2} is not Available ("
+        )),
+        "{text}"
+    );
     assert!(
         failed[0]
-            .name
-            .starts_with("APIService v1alpha1.metrics.smi-spec.io"),
-        "{failed:?}"
+            .hint
+            .as_deref()
+            .unwrap()
+            .starts_with("the operator serves it (needed by meshlet stat ts and meshlet canary)"),
+        "{text}"
     );
-    assert_eq!(failed[0].detail.as_deref(), Some("not registered"));
+    // Back to none registered, as the rest of the test expects.
+    for name in &names {
+        apiservices.delete(name, &Default::default()).await?;
+    }
     assert_eq!(
         find(
             &installed,
@@ -399,11 +528,7 @@ async fn check_reports_each_piece_pass_and_fail() -> Result<()> {
         .to_string();
     assert!(err.starts_with("the TrafficMetrics API is not available: APIService v1alpha1.metrics.smi-spec.io is not Available"), "{err}");
     println!("unavailable answered in {:?}", started.elapsed());
-    Api::<k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService>::all(
-        client.clone(),
-    )
-    .delete("v1alpha1.metrics.smi-spec.io", &Default::default())
-    .await?;
+    apiservices.delete(APISERVICE, &Default::default()).await?;
     let started = std::time::Instant::now();
     let err = api
         .list("deployments", &apps)

@@ -1,6 +1,7 @@
 //! `meshlet check`: pre-install (`--pre`) and post-install checks, one line
 //! each, `✔` or `✘` with a hint; exit status 1 when any fails.
 
+pub mod apiservices;
 pub mod certs;
 pub mod post;
 pub mod pre;

@@ -1,6 +1,6 @@
 //! Post-install checks: SMI CRDs serving every version, the webhook
 //! configurations with a valid caBundle and a ready Service, the control
-//! plane Deployments ready, the TrafficMetrics APIService Available, the
+//! plane Deployments ready, every TrafficMetrics APIService Available, the
 //! trust anchors valid, and meshed pods running this version's proxy.
 
 use std::collections::BTreeSet;
@@ -13,7 +13,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use kube::api::ListParams;
 use kube::Api;
 use meshlet_crds::contract::{annotations as keys, identity, install};
@@ -21,7 +20,6 @@ use meshlet_crds::manifests::{self, CrdRender};
 
 use super::certs::check_bundle;
 use super::Check;
-use crate::metrics_api::{apiservice_problem, APISERVICE};
 
 /// What the post-install checks compare against.
 #[derive(Debug, Clone)]
@@ -51,7 +49,7 @@ pub async fn checks(client: &kube::Client, options: &Options) -> Vec<Check> {
     for deployment in [install::OPERATOR_SERVICE, install::WEBHOOK_SERVICE] {
         checks.push(deployment_ready(client, deployment).await);
     }
-    checks.push(metrics_apiservice(client).await);
+    checks.extend(super::apiservices::checks(client).await);
     checks.push(trust_anchors(client, options).await);
     checks.push(proxy_versions(client, &options.proxy_version).await);
     checks
@@ -364,35 +362,6 @@ pub fn deployment_check(title: &str, d: &Deployment) -> Check {
         );
     }
     Check::pass(title, Some(format!("{ready}/{want} replicas ready")))
-}
-
-async fn metrics_apiservice(client: &kube::Client) -> Check {
-    let title = format!("APIService {APISERVICE} (TrafficMetrics) is Available");
-    let api: Api<APIService> = Api::all(client.clone());
-    match api.get_opt(APISERVICE).await {
-        Ok(Some(service)) => match apiservice_problem(&service) {
-            None => Check::pass(title, None),
-            Some(problem) => Check::fail(
-                title,
-                problem,
-                format!(
-                    "the operator serves it: kubectl -n {} logs deploy/{}",
-                    install::NAMESPACE,
-                    install::OPERATOR_SERVICE
-                ),
-            ),
-        },
-        Ok(None) => Check::fail(
-            title,
-            "not registered",
-            "install with the TrafficMetrics API enabled (chart value metricsApi.enabled=true)",
-        ),
-        Err(e) => Check::fail(
-            title,
-            e.to_string(),
-            "check your permissions to read APIServices",
-        ),
-    }
 }
 
 async fn trust_anchors(client: &kube::Client, options: &Options) -> Check {
