@@ -21,7 +21,8 @@ pub struct MetricsVersion {
 }
 
 /// Every TrafficMetrics version the operator registers an APIService for
-/// (operator `trafficmetrics::apiservice::VERSIONS`), oldest first.
+/// (the contract's `metrics::SERVED_VERSIONS`, which a test holds this
+/// list to), oldest first.
 pub const METRICS_VERSIONS: &[MetricsVersion] = &[
     MetricsVersion {
         api_version: v1alpha1::API_VERSION,
@@ -91,6 +92,17 @@ async fn check(client: &kube::Client, version: &MetricsVersion) -> Check {
 mod tests {
     use super::*;
     use crate::metrics_api::{apiservice_of, resource_path, split_edges_path};
+
+    /// Exactly the versions the operator registers (the contract) are checked.
+    #[test]
+    fn checks_every_served_version() {
+        let checked: Vec<String> = METRICS_VERSIONS.iter().map(|v| v.apiservice()).collect();
+        let served: Vec<String> = metrics::SERVED_VERSIONS
+            .iter()
+            .map(|(v, _)| format!("{v}.{}", metrics::GROUP))
+            .collect();
+        assert_eq!(checked, served);
+    }
 
     /// The checked APIServices are the ones the CLI's readers ask about.
     #[test]

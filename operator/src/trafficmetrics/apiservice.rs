@@ -15,8 +15,8 @@ use meshlet_crds::metrics::GROUP;
 /// Field manager of everything the operator writes.
 pub const FIELD_MANAGER: &str = "meshlet-operator";
 
-/// The versions served, newest preferred.
-pub const VERSIONS: &[(&str, i32)] = &[("v1alpha1", 10), ("v1alpha2", 20)];
+/// The versions served, newest preferred (the contract's list).
+pub use meshlet_crds::metrics::SERVED_VERSIONS as VERSIONS;
 
 /// The Service kube-apiserver reaches the metrics API through.
 #[derive(Clone, Debug, PartialEq, Eq)]
