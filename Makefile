@@ -5,7 +5,7 @@ CARGO ?= cargo
 # image) are cached here; git-ignored, safe to delete.
 export MESHLET_CACHE ?= $(CURDIR)/.cache
 
-.PHONY: quickstart bench-operator fuzz help build test test-unit lint fmt crds crds-check k8s-bins kind-up kind-down images e2e-smoke e2e bench ci deploy deploy-check install uninstall e2e-flagger
+.PHONY: quickstart bench-operator link-order fuzz help build test test-unit lint fmt crds crds-check k8s-bins kind-up kind-down images e2e-smoke e2e bench ci deploy deploy-check install uninstall e2e-flagger
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ e2e-smoke: ## Smoke test on the kind cluster: a Deployment, a Service, HTTP 200 
 
 bench: ## Proxy benchmark: direct vs one and two proxies (and nginx if installed) at 1k/5k rps and max; writes target/bench/proxy.json
 	proxy/bench/run.sh
+
+link-order: ## Regenerate proxy/link/order.txt: the functions the proxy runs (callgrind profile), placed first by the static link
+	proxy/link/profile.sh
 
 quickstart: k8s-bins ## Kind cluster + Meshlet installed + a demo (client, v1/v2 behind a TrafficSplit)
 	e2e/kind/quickstart.sh

@@ -80,7 +80,11 @@ static_build() {
   for b in "${STATIC_BINS[@]}"; do args+=(--bin "$b"); done
   # MESHLET_SRC: build another checkout of the workspace (e.g. a snapshot of
   # a commit) into the same target dir.
-  (cd "${MESHLET_SRC:-$REPO_ROOT}" && RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q --workspace \
+  # lld places the proxy's running functions together (proxy/link).
+  command -v ld.lld >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lld; } ||
+    fail "installing lld (the static build's linker)" "nothing to clean up"
+  (cd "${MESHLET_SRC:-$REPO_ROOT}" && RUSTFLAGS="-C target-feature=+crt-static" \
+    CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER="$REPO_ROOT/proxy/link/ordered-link.sh" cargo build --release -q --workspace \
     "${args[@]}" --target x86_64-unknown-linux-gnu --target-dir "$STATIC_TARGET_DIR") \
     || fail "static cargo build of ${STATIC_BINS[*]}" "nothing to clean up"
   for b in "${STATIC_BINS[@]}"; do

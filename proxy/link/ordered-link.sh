@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Linker for the static release build (e2e/kind/lib.sh static_build): `cc`
+# with lld. For the proxy binary it links twice: once to learn the final
+# symbol names, then with those listed in proxy/link/order.txt placed first
+# in .text. The functions the proxy runs at start and per request then sit
+# on a few contiguous pages instead of being spread over 6 MB of code, so
+# far fewer pages become resident (idle RSS 5.0 → 2.8 MB measured) and the
+# hot path shares cache lines and TLB entries.
+#
+# order.txt holds the mangled names (without LTO's `.llvm.<n>` suffix) that
+# `make link-order` saw run. After a dependency or compiler update changes
+# a name's `17h<hash>E`, its path still matches (all instances of it, so
+# the placement degrades gently until the list is regenerated). A name
+# that matches nothing is ignored; a function missing from the list is
+# only placed later, never dropped.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+out=""
+prev=""
+for a in "$@"; do
+  [ "$prev" = "-o" ] && out="$a"
+  prev="$a"
+done
+case "$(basename "$out")" in
+  meshlet_proxy-*|meshlet-proxy) ;;
+  *) exec cc -fuse-ld=lld "$@" ;;
+esac
+# The first link keeps its symbol table (rustc asks the linker to strip).
+args=()
+for a in "$@"; do
+  case "$a" in -s|-Wl,-s|-Wl,--strip-all|-Wl,-S|-Wl,--strip-debug) ;; *) args+=("$a") ;; esac
+done
+cc -fuse-ld=lld "${args[@]}"
+# Kept for `make link-order`, which profiles it (it has the names).
+cp "$out" "$out.symbols"
+list="$out.order"
+# The symbols of the first link that order.txt lists, in its order: by
+# exact name, or (for a path the build does not have under its listed hash,
+# e.g. after a dependency update) every symbol with that hash-free path.
+nm --defined-only "$out" | awk '{print $3}' > "$list.all"
+sed -E 's/\.llvm\.[0-9]+$//' "$list.all" > "$list.names"
+sed -E 's/17h[0-9a-f]{16}E$//' "$list.names" | paste -d' ' - "$list.names" "$list.all" > "$list.keyed"
+grep -v '^#' "$here/order.txt" | sed -E 's/17h[0-9a-f]{16}E$//' | paste -d' ' - <(grep -v '^#' "$here/order.txt") > "$list.want"
+# Files: wanted (key name), then the symbols (key name original) twice.
+awk '
+  FNR == 1 { file++ }
+  file == 1 { if (!($2 in exact)) exact[$2] = FNR; if (!($1 in bykey)) bykey[$1] = FNR; next }
+  file == 2 { if ($2 in exact) hit[$1] = 1; next }
+  ($2 in exact) { print exact[$2], $3; next }
+  ($1 in bykey) && !($1 in hit) { print bykey[$1], $3 }
+' "$list.want" "$list.keyed" "$list.keyed" | sort -n -s -k1,1 | cut -d' ' -f2 | awk '!seen[$0]++' > "$list"
+rm -f "$list.all" "$list.names" "$list.keyed" "$list.want"
+cc -fuse-ld=lld "$@" -Wl,--symbol-ordering-file="$list" -Wl,--no-warn-symbol-ordering
+rm -f "$list"
