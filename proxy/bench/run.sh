@@ -7,7 +7,9 @@
 # permissive so only TLS differs); through nginx when installed.
 # Prints a table and writes target/bench/proxy.json.
 # Knobs: BENCH_DURATION (s, default 30), BENCH_RATES (default "1000 5000"),
-# BENCH_CONNECTIONS (default 16), BENCH_MAX (1 = add a max-throughput run).
+# BENCH_CONNECTIONS (default 16), BENCH_MAX (1 = add a max-throughput run),
+# BENCH_FAIL_ON_ERRORS (set: exit 1 when any run had an error; CI sets it).
+# The budgets section at the end compares the figures to the proxy budgets.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -78,12 +80,16 @@ run() { # scenario rate target pids...
 rates=($RATES)
 [ "$MAX" = 1 ] && rates+=(0)
 IDLE_KB=""
+IDLE_RSS_KB=""
 for rate in "${rates[@]}"; do
   run direct "$rate" "$UPSTREAM"
 
   # Fresh proxies per run, so peak RSS belongs to this rate.
   start_proxy one "$OUT/one-proxy.json" 127.0.0.1:18140 127.0.0.1:18143 127.0.0.1:18191
-  [ -z "$IDLE_KB" ] && IDLE_KB=$(awk '/VmRSS|RssAnon/{printf "%s %s KB  ", $1, $2}' /proc/${PIDS[0]}/status)
+  if [ -z "$IDLE_KB" ]; then
+    IDLE_KB=$(awk '/VmRSS|RssAnon/{printf "%s %s KB  ", $1, $2}' /proc/${PIDS[0]}/status)
+    IDLE_RSS_KB=$(awk '/VmRSS/{print $2}' /proc/${PIDS[0]}/status)
+  fi
   run one-proxy "$rate" 127.0.0.1:18140 "${PIDS[@]}"
   cleanup
 
@@ -127,5 +133,6 @@ done
 kill "$UPSTREAM_PID" 2>/dev/null || true
 
 echo
-echo "proxy idle: ${IDLE_KB}(RSS counts the binary and libc pages, shared and file-backed; RssAnon is private memory)"
-"$BIN/meshlet-loadgen" report --input "$OUT/runs.jsonl" --output "$OUT/proxy.json"
+echo "proxy idle: ${IDLE_KB}(RSS counts the static binary's resident pages, file-backed and shared by every proxy on a node; RssAnon is private memory)"
+"$BIN/meshlet-loadgen" report --input "$OUT/runs.jsonl" --output "$OUT/proxy.json" \
+  ${IDLE_RSS_KB:+--idle-rss-kb "$IDLE_RSS_KB"} ${BENCH_FAIL_ON_ERRORS:+--fail-on-errors}
