@@ -34,14 +34,7 @@ fn render(query: &str) -> String {
 }
 
 fn inbound() -> RequestLabels {
-    RequestLabels {
-        direction: names::DIRECTION_INBOUND,
-        dst_namespace: String::new(),
-        dst_service: String::new(),
-        route: String::new(),
-        tls: "true",
-        peer_id: PeerId::None,
-    }
+    RequestLabels::inbound("true", PeerId::None)
 }
 
 fn traffic(m: &Metrics, n: usize, status: u16, latency_ms: u64) {

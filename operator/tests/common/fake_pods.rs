@@ -59,14 +59,7 @@ pub fn proxy_metrics(ns: &str, deployment: &str, pod: &str) -> Arc<Metrics> {
 
 /// Labels of requests a proxy served (inbound).
 pub fn inbound() -> RequestLabels {
-    RequestLabels {
-        direction: names::DIRECTION_INBOUND,
-        dst_namespace: String::new(),
-        dst_service: String::new(),
-        route: String::new(),
-        tls: "true",
-        peer_id: PeerId::None,
-    }
+    RequestLabels::inbound("true", PeerId::None)
 }
 
 /// Labels of requests a proxy sent to `ns/service` (outbound; for a

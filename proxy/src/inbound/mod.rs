@@ -91,7 +91,7 @@ struct InboundConn {
     app: SocketAddr,
     /// `app` as text, for error messages.
     app_name: String,
-    labels: Arc<RequestLabels>,
+    labels: RequestLabels,
 }
 
 /// Longest wait for a ClientHello on an opaque port.
@@ -133,15 +133,8 @@ fn peer_id(peer: &Peer) -> PeerId {
 /// The request labels of a connection from `peer`, made once per
 /// connection (formatting the client's identity per request would cost an
 /// allocation each time).
-fn labels(peer: &Peer) -> Arc<RequestLabels> {
-    Arc::new(RequestLabels {
-        direction: names::DIRECTION_INBOUND,
-        dst_namespace: String::new(),
-        dst_service: String::new(),
-        route: String::new(),
-        tls: peer.tls_label(),
-        peer_id: peer_id(peer),
-    })
+fn labels(peer: &Peer) -> RequestLabels {
+    RequestLabels::inbound(peer.tls_label(), peer_id(peer))
 }
 
 async fn forward_tcp(ctx: &Ctx, io: BoxedIo, app: SocketAddr, peer: &Peer) {
@@ -184,7 +177,7 @@ async fn handle(
 ) -> Response<Body> {
     let (peer, app) = (&conn.peer, conn.app);
     let start = Instant::now();
-    let labels = RequestLabels::clone(&conn.labels);
+    let labels = conn.labels.clone();
     ctx.metrics.request(&labels);
     let view = RequestView {
         method: req.method(),

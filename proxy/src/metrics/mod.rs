@@ -53,6 +53,21 @@ pub struct RequestLabels {
     pub peer_id: PeerId,
 }
 
+impl RequestLabels {
+    /// Labels of requests a proxy serves (inbound): no destination or route
+    /// labels, the connection's TLS status and client identity.
+    pub fn inbound(tls: &'static str, peer_id: PeerId) -> Self {
+        Self {
+            direction: names::DIRECTION_INBOUND,
+            dst_namespace: String::new(),
+            dst_service: String::new(),
+            route: String::new(),
+            tls,
+            peer_id,
+        }
+    }
+}
+
 /// Labels of responses and latency.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResponseLabels {
