@@ -77,17 +77,9 @@ base_rootfs=$("$KIND_DIR/rootfs.sh" kube-proxy "${KUBE_PROXY_PACKAGES[@]}") || e
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# skeleton ROOT: /tmp, users nobody (Prometheus) and flagger (10001), hosts
-# from files then cluster DNS.
-skeleton() {
-  local root="$1"
-  mkdir -p "$root"/{etc,tmp}
-  chmod 1777 "$root/tmp"
-  printf '%s\n' 'root:x:0:0:root:/:/sbin/nologin' 'nobody:x:65534:65534::/:/sbin/nologin' \
-    'flagger:x:10001:10001::/:/sbin/nologin' >"$root/etc/passwd"
-  printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' 'flagger:x:10001:' >"$root/etc/group"
-  printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
-}
+# Users of the UIDs the images run as (image_skeleton): Prometheus runs as
+# nobody, Flagger as 10001.
+IMAGE_USERS=(nobody:65534 flagger:10001)
 
 flagger_root() {
   mkdir -p "$1/bin"
@@ -98,55 +90,21 @@ flagger_root() {
 # inside the bookworm rootfs (ld.so --list in a chroot), and a writable
 # /prometheus for the TSDB.
 prometheus_root() {
-  local root="$1" src="$work/debian" lib real needed
-  mkdir -p "$src" "$root"/{bin,prometheus,etc/prometheus,usr/lib,usr/lib64}
+  local root="$1" src="$work/debian"
+  mkdir -p "$src" "$root"/{bin,prometheus,etc/prometheus}
   tar -C "$src" -xf "$base_rootfs" || fail "extracting $base_rootfs" "nothing to clean up"
   cp "$prom_dir/usr/bin/prometheus" "$src/prometheus"
   cp "$prom_dir/usr/bin/prometheus" "$root/bin/prometheus"
-  mkdir -p "$src/dev" && : >"$src/dev/null"
-  needed=$(chroot "$src" /usr/lib64/ld-linux-x86-64.so.2 --list /prometheus |
-    awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u) ||
-    fail "resolving the libraries of Debian's prometheus in the bookworm rootfs" "nothing to clean up"
-  [[ -n "$needed" ]] || fail "no libraries resolved for prometheus" "nothing to clean up"
-  # merged /usr, as in Debian
-  ln -s usr/lib "$root/lib"
-  ln -s usr/lib64 "$root/lib64"
-  for lib in $needed; do
-    real=$(chroot "$src" readlink -f "$lib")
-    mkdir -p "$root$(dirname "$real")"
-    cp "$src$real" "$root$real"
-    local dir
-    dir=$(chroot "$src" readlink -f "$(dirname "$lib")")
-    [[ "$real" == "$dir/$(basename "$lib")" ]] || ln -sf "$real" "$root$dir/$(basename "$lib")"
-  done
+  copy_libs "$src" "$root" /prometheus
   chown 65534:65534 "$root/prometheus"
 }
 
 script_sum=$(cat "$KIND_DIR/flagger.sh" "$KIND_DIR/lib.sh" | sha256sum | cut -c1-16)
 
-# image NAME KEY BUILDER USER ENTRYPOINT CMD: build (or keep) NAME.
-image() {
-  local name="$1" key="$2" builder="$3" user="$4" entry="$5" cmd="$6" old
-  if [[ "$(docker image inspect "$name" --format '{{index .Config.Labels "dev.meshlet.inputs"}}' 2>/dev/null)" == "$key" ]]; then
-    info "$name: up to date ($(docker image inspect "$name" --format '{{.Size}}' | numfmt --to=iec)B)"
-    return
-  fi
-  local root
-  root="$work/$(basename "${name%%:*}")"
-  skeleton "$root"
-  "$builder" "$root"
-  old=$(docker image inspect "$name" --format '{{.Id}}' 2>/dev/null || true)
-  tar -C "$root" --numeric-owner -c . | docker import \
-    --change 'ENV PATH=/bin' --change "USER $user" --change "ENTRYPOINT $entry" --change "CMD $cmd" \
-    --change "LABEL dev.meshlet.inputs=$key" - "$name" >/dev/null || fail "docker import $name" "docker rmi $name"
-  [[ -n "$old" && "$old" != "$(docker image inspect "$name" --format '{{.Id}}')" ]] && docker rmi "$old" >/dev/null 2>&1 || true
-  info "$name: built ($(docker image inspect "$name" --format '{{.Size}}' | numfmt --to=iec)B)"
-}
-
 log "Images $FLAGGER_IMAGE and $PROMETHEUS_IMAGE"
-image "$FLAGGER_IMAGE" "$( (echo "$script_sum" && sha256sum "$flagger_bin") | sha256sum | cut -c1-16)" \
+build_image "$FLAGGER_IMAGE" "$( (echo "$script_sum" && sha256sum "$flagger_bin") | sha256sum | cut -c1-16)" \
   flagger_root 10001 '["/bin/flagger"]' '[]'
-image "$PROMETHEUS_IMAGE" "$( (echo "$script_sum $prom_deb_version $(basename "$base_rootfs")") | sha256sum | cut -c1-16)" \
+build_image "$PROMETHEUS_IMAGE" "$( (echo "$script_sum $prom_deb_version $(basename "$base_rootfs")") | sha256sum | cut -c1-16)" \
   prometheus_root 65534 '["/bin/prometheus"]' '[]'
 
 kind get clusters 2>/dev/null | grep -qx "$CLUSTER_NAME" || fail "no kind cluster $CLUSTER_NAME: run make kind-up" "nothing to clean up"

@@ -31,17 +31,8 @@ iptables_rootfs=$("$KIND_DIR/rootfs.sh" kube-proxy "${KUBE_PROXY_PACKAGES[@]}") 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# skeleton ROOT: what every image has besides its binary: /tmp, name-service
-# files (hosts from files then cluster DNS), users for the UIDs we run as.
-skeleton() {
-  local root="$1"
-  mkdir -p "$root"/{etc,tmp}
-  chmod 1777 "$root/tmp"
-  printf '%s\n' 'root:x:0:0:root:/:/sbin/nologin' 'meshlet-proxy:x:2102:2102::/:/sbin/nologin' \
-    'nonroot:x:65532:65532::/:/sbin/nologin' >"$root/etc/passwd"
-  printf '%s\n' 'root:x:0:' 'meshlet-proxy:x:2102:' 'nonroot:x:65532:' >"$root/etc/group"
-  printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
-}
+# Users of the UIDs the images run as (image_skeleton).
+IMAGE_USERS=(meshlet-proxy:2102 nonroot:65532)
 
 # iptables_payload ROOT: xtables-nft-multi as /usr/sbin/iptables, its
 # libraries (from ldd inside the rootfs) and the extensions the redirect
@@ -51,10 +42,7 @@ iptables_payload() {
   mkdir -p "$src"
   tar -C "$src" -xf "$iptables_rootfs" || fail "extracting $iptables_rootfs" "nothing to clean up"
   [[ -x "$src/usr/sbin/xtables-nft-multi" ]] || fail "no xtables-nft-multi in $iptables_rootfs" "rm -rf $MESHLET_CACHE/kind/rootfs"
-  mkdir -p "$root"/usr/{sbin,lib/x86_64-linux-gnu/xtables,lib64} "$root/etc"
-  # merged /usr, as in Debian: the ELF interpreter is /lib64/ld-linux-x86-64.so.2
-  ln -s usr/lib "$root/lib"
-  ln -s usr/lib64 "$root/lib64"
+  mkdir -p "$root"/usr/{sbin,lib/x86_64-linux-gnu/xtables} "$root/etc"
   ln -s usr/sbin "$root/sbin"
   cp "$src/usr/sbin/xtables-nft-multi" "$root/usr/sbin/"
   local link
@@ -65,45 +53,13 @@ iptables_payload() {
     [[ -f "$src/usr/lib/x86_64-linux-gnu/xtables/$lib.so" ]] && exts+=("/usr/lib/x86_64-linux-gnu/xtables/$lib.so")
   done
   ((${#exts[@]} >= 4)) || fail "iptables extensions missing in $iptables_rootfs (found: ${exts[*]})" "nothing to clean up"
-  # Every library the binary and those extensions need, resolved by the
-  # rootfs's own loader (LD_TRACE_LOADED_OBJECTS, i.e. ldd, in a chroot).
-  mkdir -p "$src/dev" && : >"$src/dev/null"
-  local needed
-  needed=$(for f in /usr/sbin/xtables-nft-multi "${exts[@]}"; do
-    chroot "$src" /usr/lib64/ld-linux-x86-64.so.2 --list "$f"
-  done | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u) \
-    || fail "ldd of iptables in the rootfs" "nothing to clean up"
-  for lib in $needed "${exts[@]}"; do
-    local real
-    real=$(chroot "$src" readlink -f "$lib")
-    mkdir -p "$root$(dirname "$real")"
-    cp "$src$real" "$root$real"
-    # the name the loader asks for, pointing at the real file
-    [[ "$real" == "$(chroot "$src" readlink -f "$(dirname "$lib")")/$(basename "$lib")" ]] ||
-      ln -sf "$real" "$root$(chroot "$src" readlink -f "$(dirname "$lib")")/$(basename "$lib")"
-  done
+  copy_libs "$src" "$root" /usr/sbin/xtables-nft-multi "${exts[@]}"
+  for lib in "${exts[@]}"; do copy_real "$src" "$root" "$lib"; done
   cp "$src/etc/protocols" "$root/etc/" 2>/dev/null || true
 }
 
-# image NAME KEY ROOT-BUILDER USER ENTRYPOINT CMD: build (or keep) NAME:TAG.
-image() {
-  local name="meshlet/$1:$TAG" key="$2" builder="$3" user="$4" entry="$5" cmd="$6" old
-  if [[ "$(docker image inspect "$name" --format '{{index .Config.Labels "dev.meshlet.inputs"}}' 2>/dev/null)" == "$key" ]]; then
-    info "$name: up to date ($(docker image inspect "$name" --format '{{.Size}}' | numfmt --to=iec)B)"
-    return
-  fi
-  local root="$work/$1"
-  skeleton "$root"
-  "$builder" "$root"
-  old=$(docker image inspect "$name" --format '{{.Id}}' 2>/dev/null || true)
-  tar -C "$root" --numeric-owner --owner=0 --group=0 -c . | docker import \
-    --change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change "USER $user" --change "ENTRYPOINT $entry" --change "CMD $cmd" \
-    --change "LABEL dev.meshlet.inputs=$key" --change "LABEL org.opencontainers.image.source=meshlet" \
-    - "$name" >/dev/null || fail "docker import $name" "docker rmi $name"
-  [[ -n "$old" && "$old" != "$(docker image inspect "$name" --format '{{.Id}}')" ]] && docker rmi "$old" >/dev/null 2>&1 || true
-  info "$name: built ($(docker image inspect "$name" --format '{{.Size}}' | numfmt --to=iec)B)"
-}
+# image NAME KEY ROOT-BUILDER USER ENTRYPOINT CMD: build (or keep) meshlet/NAME:TAG.
+image() { build_image "meshlet/$1:$TAG" "${@:2}"; }
 
 put_bin() { cp "$STATIC_BIN_DIR/$2" "$1/$2"; }
 operator_root() { put_bin "$1" meshlet-operator; }

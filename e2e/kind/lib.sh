@@ -93,3 +93,69 @@ static_build() {
     fi
   done
 }
+
+# --- FROM-scratch images (images-meshlet.sh, flagger.sh) -------------------
+# Callers set `work` (a scratch directory) and IMAGE_USERS (NAME:UID...).
+
+# image_skeleton ROOT: what every image has besides its payload: /tmp,
+# name-service files (hosts from files then cluster DNS), the users of
+# IMAGE_USERS.
+image_skeleton() {
+  local root="$1" u
+  mkdir -p "$root"/{etc,tmp}
+  chmod 1777 "$root/tmp"
+  { echo 'root:x:0:0:root:/:/sbin/nologin'
+    for u in "${IMAGE_USERS[@]}"; do echo "${u%%:*}:x:${u#*:}:${u#*:}::/:/sbin/nologin"; done; } >"$root/etc/passwd"
+  { echo 'root:x:0:'
+    for u in "${IMAGE_USERS[@]}"; do echo "${u%%:*}:x:${u#*:}:"; done; } >"$root/etc/group"
+  printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
+}
+
+# copy_real SRC ROOT PATH: PATH of the unpacked Debian rootfs SRC copied into
+# ROOT at its real (symlink-resolved) path, plus PATH's own name pointing at
+# it when that differs.
+copy_real() {
+  local src="$1" root="$2" path="$3" real dir
+  real=$(chroot "$src" readlink -f "$path")
+  dir=$(chroot "$src" readlink -f "$(dirname "$path")")
+  mkdir -p "$root$(dirname "$real")"
+  cp "$src$real" "$root$real"
+  [[ "$real" == "$dir/$(basename "$path")" ]] || ln -sf "$real" "$root$dir/$(basename "$path")"
+}
+
+# copy_libs SRC ROOT FILE...: every library the FILEs (paths inside SRC)
+# need, resolved by SRC's own loader in a chroot (ld.so --list, i.e. ldd),
+# copied into ROOT with copy_real. ROOT gets Debian's merged /usr links.
+copy_libs() {
+  local src="$1" root="$2" needed lib f
+  shift 2
+  mkdir -p "$src/dev" "$root"/usr/{lib,lib64} && : >"$src/dev/null"
+  [[ -e "$root/lib" ]] || ln -s usr/lib "$root/lib"
+  [[ -e "$root/lib64" ]] || ln -s usr/lib64 "$root/lib64"
+  needed=$(for f in "$@"; do chroot "$src" /usr/lib64/ld-linux-x86-64.so.2 --list "$f"; done |
+    awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u) && [[ -n "$needed" ]] ||
+    fail "resolving the libraries of $* in $src" "nothing to clean up"
+  for lib in $needed; do copy_real "$src" "$root" "$lib"; done
+}
+
+# build_image NAME KEY BUILDER USER ENTRYPOINT CMD: NAME (with its tag) from
+# a skeleton that BUILDER ROOT fills, kept as is while its input hash KEY
+# (label dev.meshlet.inputs) is unchanged; the image it replaces is removed.
+build_image() {
+  local name="$1" key="$2" builder="$3" user="$4" entry="$5" cmd="$6" old root
+  if [[ "$(docker image inspect "$name" --format '{{index .Config.Labels "dev.meshlet.inputs"}}' 2>/dev/null)" == "$key" ]]; then
+    info "$name: up to date ($(docker image inspect "$name" --format '{{.Size}}' | numfmt --to=iec)B)"
+    return
+  fi
+  root="$work/$(basename "${name%%:*}")"
+  image_skeleton "$root"
+  "$builder" "$root"
+  old=$(docker image inspect "$name" --format '{{.Id}}' 2>/dev/null || true)
+  tar -C "$root" --numeric-owner -c . | docker import \
+    --change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change "USER $user" --change "ENTRYPOINT $entry" --change "CMD $cmd" \
+    --change "LABEL dev.meshlet.inputs=$key" --change "LABEL org.opencontainers.image.source=meshlet" \
+    - "$name" >/dev/null || fail "docker import $name" "docker rmi $name"
+  [[ -n "$old" && "$old" != "$(docker image inspect "$name" --format '{{.Id}}')" ]] && docker rmi "$old" >/dev/null 2>&1 || true
+  info "$name: built ($(docker image inspect "$name" --format '{{.Size}}' | numfmt --to=iec)B)"
+}
