@@ -13,7 +13,13 @@
 # the placement degrades gently until the list is regenerated). A name
 # that matches nothing is ignored; a function missing from the list is
 # only placed later, never dropped.
+#
+# Every static binary gets RELR relocations (`--pack-dyn-relocs=relr`,
+# applied by glibc ≥ 2.36's static-pie start-up): a position-independent
+# binary keeps ASLR, but its ~20,000 relative relocations take 5 KB instead
+# of 460 KB, all of which start-up reads and so keeps resident.
 set -euo pipefail
+lld=(-fuse-ld=lld -Wl,--pack-dyn-relocs=relr)
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out=""
 prev=""
@@ -23,14 +29,14 @@ for a in "$@"; do
 done
 case "$(basename "$out")" in
   meshlet_proxy-*|meshlet-proxy) ;;
-  *) exec cc -fuse-ld=lld "$@" ;;
+  *) exec cc "${lld[@]}" "$@" ;;
 esac
 # The first link keeps its symbol table (rustc asks the linker to strip).
 args=()
 for a in "$@"; do
   case "$a" in -s|-Wl,-s|-Wl,--strip-all|-Wl,-S|-Wl,--strip-debug) ;; *) args+=("$a") ;; esac
 done
-cc -fuse-ld=lld "${args[@]}"
+cc "${lld[@]}" "${args[@]}"
 # Kept for `make link-order`, which profiles it (it has the names).
 cp "$out" "$out.symbols"
 list="$out.order"
@@ -50,5 +56,5 @@ awk '
   ($1 in bykey) && !($1 in hit) { print bykey[$1], $3 }
 ' "$list.want" "$list.keyed" "$list.keyed" | sort -n -s -k1,1 | cut -d' ' -f2 | awk '!seen[$0]++' > "$list"
 rm -f "$list.all" "$list.names" "$list.keyed" "$list.want"
-cc -fuse-ld=lld "$@" -Wl,--symbol-ordering-file="$list" -Wl,--no-warn-symbol-ordering
+cc "${lld[@]}" "$@" -Wl,--symbol-ordering-file="$list" -Wl,--no-warn-symbol-ordering
 rm -f "$list"
