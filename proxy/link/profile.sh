@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # `make link-order`: regenerates proxy/link/order.txt, the functions the
-# proxy runs, for ordered-link.sh to place first. Builds the static proxy,
-# runs its symbol-carrying copy under valgrind's callgrind through start-up
-# and a little of each kind of traffic (HTTP/1 and HTTP/2 outbound, HTTP/1
-# inbound, mesh mTLS both ways, the admin endpoints), and writes every
-# function that ran, in the order first seen across the runs.
+# proxy runs, for ordered-link.sh to place first. Builds the static proxy
+# and runs its symbol-carrying copy under valgrind's callgrind in three
+# phases:
+#   start   start-up and shutdown, plaintext and with an mTLS identity;
+#   idle    what a pod's proxy does between requests: /ready and /live
+#           probes, /metrics scrapes, /config;
+#   traffic HTTP/1 and HTTP/2 outbound, HTTP/1 inbound, mesh mTLS both ways.
+# order.txt lists start's functions, then idle's, then the rest of
+# traffic's by instructions spent (hottest first); the functions start
+# shares with traffic come last in its group, hottest first. An idle proxy
+# then touches one contiguous block of code, and the request path is packed
+# behind it, the hottest functions sharing pages and cache lines.
 # Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -27,30 +34,53 @@ tls() { echo --identity-cert "$W/certs/$1.pem" --identity-key "$W/certs/$1.key" 
 MESHED='"meshed":true,"identity":"spiffe://cluster.local/ns/bench/sa/server"'
 load() { "$BIN/meshlet-loadgen" load --scenario profile --rate 100 --duration 3 --connections 4 --target "$1" >/dev/null; }
 # proxy NAME CONFIG OUT IN ADMIN [flags]: the symbol-carrying copy under
-# callgrind, or with NAME=plain the shipped binary.
+# callgrind, or with NAME=plain the shipped binary. A profiled proxy's
+# costs land in three files: NAME.cg.1 start-up (dumped once it serves),
+# NAME.cg.2 the phase's work (dumped by `stop`), NAME.cg shutdown.
+PROFILED=()
 proxy() {
   local name=$1 cfg=$2 o=$3 i=$4 a=$5; shift 5
-  local cmd=("$BIN/meshlet-proxy")
-  [ "$name" != plain ] && cmd=(valgrind --tool=callgrind --callgrind-out-file="$W/$name.cg" --demangle=no --compress-strings=no --compress-pos=no "$full")
+  local cmd=("$BIN/meshlet-proxy") profiled=""
+  [ "$name" != plain ] && profiled=1 && cmd=(valgrind --tool=callgrind --callgrind-out-file="$W/$name.cg" --demangle=no --compress-strings=no --compress-pos=no "$full")
   MESHLET_LOG=warn "${cmd[@]}" run --config "$cfg" --outbound-addr "$o" --inbound-addr "$i" --admin-addr "$a" \
     --inbound-fallback-port 18080 "$@" >"$W/$name.log" 2>&1 & PIDS+=($!)
+  PROFILED+=("$profiled")
   wait_port "$a"
+  if [ -n "${PROFILED[-1]}" ]; then callgrind_control -d "${PIDS[-1]}" >/dev/null 2>&1; fi
 }
-stop() { kill -INT "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'; }
+stop() {
+  if [ -n "${PROFILED[-1]}" ]; then callgrind_control -d "${PIDS[-1]}" >/dev/null 2>&1; fi
+  kill -INT "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+  unset 'PIDS[-1]' 'PROFILED[-1]'
+}
 
-log "Plaintext: HTTP/1 and HTTP/2 outbound, HTTP/1 inbound, admin"
+admin() { for path in /ready /live /metrics /config; do curl -s -o /dev/null "$1$path"; done; }
+
+log "start: plaintext, then with an mTLS identity"
 svc 127.0.0.1:18080 > "$W/plain.json"
-proxy plaintext "$W/plain.json" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191
+proxy start-plain "$W/plain.json" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191
+stop
+echo '{"inbound":{"permissive":true}}' > "$W/server.json"
+# shellcheck disable=SC2046 # tls yields separate flags
+proxy start-tls "$W/server.json" 127.0.0.1:19240 127.0.0.1:19243 127.0.0.1:19291 $(tls server)
+stop
+
+log "idle: probes, scrapes and /config"
+proxy idle "$W/plain.json" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191
+for _ in 1 2 3; do admin 127.0.0.1:19191; done
+stop
+
+log "traffic: plaintext HTTP/1 and HTTP/2 outbound, HTTP/1 inbound"
+proxy traffic-plain "$W/plain.json" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191
 load 127.0.0.1:19140; load 127.0.0.1:19143
-for path in /metrics /ready /live /config; do curl -s -o /dev/null 127.0.0.1:19191$path; done
+admin 127.0.0.1:19191
 curl -s -o /dev/null --http2-prior-knowledge -H "host: web.bench.svc.cluster.local" 127.0.0.1:19140/ || true
 stop
 
-log "mTLS: the profiled proxy as the server side, then as the client side"
-echo '{"inbound":{"permissive":true}}' > "$W/server.json"
+log "traffic: mTLS, the profiled proxy as the server side, then as the client side"
 svc 127.0.0.1:19243 "$MESHED" > "$W/client.json"
-# shellcheck disable=SC2046 # tls yields separate flags
-proxy server "$W/server.json" 127.0.0.1:19240 127.0.0.1:19243 127.0.0.1:19291 $(tls server)
+# shellcheck disable=SC2046
+proxy traffic-server "$W/server.json" 127.0.0.1:19240 127.0.0.1:19243 127.0.0.1:19291 $(tls server)
 # shellcheck disable=SC2046
 proxy plain "$W/client.json" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191 $(tls client)
 load 127.0.0.1:19140
@@ -58,14 +88,56 @@ stop; stop
 # shellcheck disable=SC2046
 proxy plain "$W/server.json" 127.0.0.1:19240 127.0.0.1:19243 127.0.0.1:19291 $(tls server)
 # shellcheck disable=SC2046
-proxy client "$W/client.json" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191 $(tls client)
+proxy traffic-client "$W/client.json" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191 $(tls client)
 load 127.0.0.1:19140
 stop; stop
 
+# Self cost (instructions) per function and phase: cost lines follow
+# `fn=`; the line after `calls=` is a callee's inclusive cost, skipped.
+costs() { # phase files...
+  local phase=$1; shift
+  # Callgrind marks recursion levels with a `'N` suffix: one function.
+  sed -E "s/^(fn=.*)'[0-9]+\$/\\1/" "$@" | awk -v phase="$phase" '
+    /^fn=/ { fn = substr($0, 4); sub(/\.llvm\.[0-9]+$/, "", fn); next }
+    /^calls=/ { skip = 1; next }
+    /^[0-9]/ { if (skip) { skip = 0; next } if (fn != "" && fn !~ /^0x/ && fn !~ /[ (]/) cost[fn] += $2; next }
+    END { for (f in cost) print phase, cost[f], f }
+  '
+}
 {
-  echo "# Functions the proxy runs (mangled names), placed first in .text"
-  echo "# by proxy/link/ordered-link.sh. Generated by \`make link-order\`; do not edit."
-  cat "$W"/plaintext.cg "$W"/server.cg "$W"/client.cg | sed -n 's/^fn=//p' | grep -v -e '^0x' -e '[ (]' |
-    sed -E "s/'[0-9]+$//; s/\\.llvm\\.[0-9]+$//" | awk '!seen[$0]++'
+  costs start "$W"/*.cg "$W"/*.cg.1 "$W"/start-*.cg.2
+  costs idle "$W"/idle.cg.2
+  costs traffic "$W"/traffic-*.cg.2
+} > "$W/costs"
+mkdir -p target/link-order && cp "$W/costs" target/link-order/costs # for a look at the profile
+# Group 1: start only; 2: start and traffic, hottest first; 3: idle; 4:
+# traffic only, hottest first.
+awk '
+  { c[$1 SUBSEP $3] += $2; seen[$3] = 1 }
+  END {
+    for (f in seen) {
+      s = ((("start" SUBSEP f) in c)); i = ((("idle" SUBSEP f) in c)); t = c["traffic" SUBSEP f] + 0
+      g = s ? (t > 0 ? 2 : 1) : (i ? 3 : 4)
+      print g, -t, f
+    }
+  }
+' "$W/costs" | sort -k1,1n -k2,2n -k3,3 | cut -d' ' -f3 > "$W/order"
+# libc picks its string functions' variants at start (ifunc) by CPU, and
+# valgrind's emulated CPU lacks what real ones have (AVX-512: the `evex`
+# variants): every variant of a family seen goes where the seen one is.
+variant='^__[a-z0-9]+_(sse2|ssse3|sse4|avx|evex|erms)'
+nm --defined-only "$full" | awk '{print $3}' | grep -E "$variant" > "$W/variants" || true
+awk -v re="$variant" '
+  function family(n) { sub(/^__/, "", n); sub(/_.*/, "", n); return n }
+  FNR == NR { all[family($0)] = all[family($0)] " " $0; next }
+  { print }
+  $0 ~ re && !(family($0) in done) { done[family($0)] = 1; n = split(all[family($0)], v, " "); for (i = 1; i <= n; i++) print v[i] }
+' "$W/variants" "$W/order" | awk '!seen[$0]++' > "$W/order.variants"
+mv "$W/order.variants" "$W/order"
+{
+  echo "# Functions the proxy runs (mangled names), placed first in .text by"
+  echo "# proxy/link/ordered-link.sh: start-up, idle, then the request path by"
+  echo "# instructions spent. Generated by \`make link-order\`; do not edit."
+  cat "$W/order"
 } > proxy/link/order.txt
 log "proxy/link/order.txt: $(grep -vc '^#' proxy/link/order.txt) functions"
