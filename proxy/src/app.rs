@@ -4,13 +4,13 @@
 use crate::balance::EndpointRegistry;
 use crate::config::ConfigStore;
 use crate::identity::TlsStore;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestMetrics};
 use crate::settings::Settings;
 use crate::transport::{Connector, MeshConnector};
 use meshlet_crds::contract::metrics as names;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -35,6 +35,9 @@ pub struct Ctx {
     pub local: EndpointRegistry,
     /// Destinations outside the config (passthrough), bounded.
     pub passthrough: EndpointRegistry,
+    /// Request series of passthrough traffic (empty destination labels),
+    /// made on first use so an idle proxy shows no such series.
+    pub passthrough_metrics: OnceLock<RequestMetrics>,
     /// Cancelled when shutdown starts.
     pub shutdown: CancellationToken,
     /// Tracks connection tasks so shutdown can wait for them.
@@ -89,6 +92,7 @@ impl Proxy {
             settings,
             local: EndpointRegistry::default(),
             passthrough: EndpointRegistry::default(),
+            passthrough_metrics: OnceLock::new(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         });

@@ -32,16 +32,25 @@ pub struct Forward<'a> {
     pub destination: &'a str,
 }
 
-/// Hop-by-hop headers a proxy must not forward on HTTP/1.
-const HOP_BY_HOP: &[&str] = &[
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "te",
-    "trailer",
+/// Hop-by-hop headers a proxy must not forward on HTTP/1 (besides
+/// `Connection` and the headers it names).
+static HOP_BY_HOP: [http::HeaderName; 5] = [
+    http::HeaderName::from_static("keep-alive"),
+    http::HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::TE,
+    http::header::TRAILER,
 ];
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    // Most requests carry none: one pass over the names instead of a hashed
+    // removal per hop-by-hop header.
+    if !headers
+        .keys()
+        .any(|k| k == http::header::CONNECTION || HOP_BY_HOP.contains(k))
+    {
+        return;
+    }
     let listed: Vec<http::HeaderName> = headers
         .get_all(http::header::CONNECTION)
         .iter()
@@ -53,8 +62,8 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
         headers.remove(name);
     }
     headers.remove(http::header::CONNECTION);
-    for h in HOP_BY_HOP {
-        headers.remove(*h);
+    for h in HOP_BY_HOP.iter() {
+        headers.remove(h);
     }
 }
 
@@ -143,5 +152,48 @@ impl Forward<'_> {
                 }
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> http::HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (http::HeaderName::from_static(k), v.parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn strips_hop_by_hop_headers_and_those_connection_names() {
+        let mut h = headers(&[
+            ("host", "web"),
+            ("connection", "close, x-trace"),
+            ("x-trace", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("trailer", "x-sum"),
+            ("proxy-authenticate", "Basic"),
+            ("accept", "*/*"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["accept", "host"]);
+    }
+
+    #[test]
+    fn leaves_end_to_end_headers_alone() {
+        let mut h = headers(&[("host", "web"), ("accept", "*/*"), ("x-b3-traceid", "1")]);
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+        // A hop-by-hop header alone (no Connection) is still removed.
+        let mut h = headers(&[("host", "web"), ("te", "trailers")]);
+        strip_hop_by_hop(&mut h);
+        assert!(!h.contains_key("te"));
     }
 }

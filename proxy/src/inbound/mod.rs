@@ -14,7 +14,7 @@ use crate::detect::{detect, Protocol};
 use crate::http::errors::ProxyError;
 use crate::http::forward::Forward;
 use crate::http::{server, Body, Version};
-use crate::metrics::{DenyLabels, PeerId, RequestLabels, TcpLabels};
+use crate::metrics::{DenyLabels, PeerId, RequestLabels, RequestMetrics, TcpLabels};
 use crate::split::RequestView;
 use crate::transport::{accept_mesh_tls, original_destination, Accepted, BoxedIo, Io};
 use authz::{Decision, Traffic};
@@ -76,7 +76,7 @@ pub async fn serve_connection(ctx: Arc<Ctx>, stream: TcpStream) {
 async fn serve_http(ctx: Arc<Ctx>, io: BoxedIo, version: Version, app: SocketAddr, peer: Peer) {
     let shutdown = ctx.shutdown.clone();
     let conn = Arc::new(InboundConn {
-        labels: labels(&peer),
+        metrics: ctx.metrics.request_metrics(labels(&peer)),
         peer,
         app,
         app_name: app.to_string(),
@@ -91,7 +91,9 @@ struct InboundConn {
     app: SocketAddr,
     /// `app` as text, for error messages.
     app_name: String,
-    labels: RequestLabels,
+    /// The connection's request series (its labels are the same for every
+    /// request).
+    metrics: RequestMetrics,
 }
 
 /// Longest wait for a ClientHello on an opaque port.
@@ -177,8 +179,7 @@ async fn handle(
 ) -> Response<Body> {
     let (peer, app) = (&conn.peer, conn.app);
     let start = Instant::now();
-    let labels = conn.labels.clone();
-    ctx.metrics.request(&labels);
+    conn.metrics.request();
     let view = RequestView {
         method: req.method(),
         path: req.uri().path(),
@@ -190,6 +191,7 @@ async fn handle(
         app.port(),
         Traffic::Http(&view),
     ) {
+        let labels = conn.metrics.labels();
         ctx.metrics.http_deny(&DenyLabels {
             reason: denial.reason.as_str(),
             tls: labels.tls,
@@ -201,8 +203,8 @@ async fn handle(
             denial.message
         );
         let rsp = denial.http_response();
-        ctx.metrics
-            .response(labels, rsp.status().as_u16(), start.elapsed());
+        conn.metrics
+            .response(&ctx.metrics, rsp.status().as_u16(), start.elapsed());
         return rsp;
     }
     let endpoints = [Weighted {
@@ -222,7 +224,7 @@ async fn handle(
         tracing::debug!(error = %e, "inbound request failed");
         e.into_response()
     });
-    ctx.metrics
-        .response(labels, rsp.status().as_u16(), start.elapsed());
+    conn.metrics
+        .response(&ctx.metrics, rsp.status().as_u16(), start.elapsed());
     rsp
 }

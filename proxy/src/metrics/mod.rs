@@ -8,7 +8,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The proven identity of the other side of a connection, as Linkerd labels
 /// it: `client_id` on inbound metrics, `server_id` on outbound ones, no
@@ -78,6 +81,86 @@ pub struct ResponseLabels {
     pub status_code: u16,
     /// `success` or `failure`.
     pub classification: &'static str,
+}
+
+/// The series of one set of request labels, resolved once (per inbound
+/// connection, per outbound route and backend of a config) so that a
+/// request costs atomic increments instead of three lookups that hash every
+/// label and clone its strings.
+#[derive(Debug)]
+pub struct RequestMetrics {
+    labels: RequestLabels,
+    requests: Counter,
+    /// Response counter and latency histogram by status code: a handful of
+    /// codes, so a short list.
+    by_status: Mutex<Vec<(u16, Counter, Histogram)>>,
+}
+
+impl RequestMetrics {
+    /// The labels of these series.
+    pub fn labels(&self) -> &RequestLabels {
+        &self.labels
+    }
+
+    /// Counts a request.
+    pub fn request(&self) {
+        self.requests.inc();
+    }
+
+    /// Counts a response with `status` and its latency (series of new
+    /// status codes are created in `metrics`).
+    pub fn response(&self, metrics: &Metrics, status: u16, latency: Duration) {
+        let mut by_status = self.by_status.lock().unwrap_or_else(|e| e.into_inner());
+        let i = match by_status.iter().position(|(s, ..)| *s == status) {
+            Some(i) => i,
+            None => {
+                let labels = response_labels(self.labels.clone(), status);
+                by_status.push((
+                    status,
+                    metrics.responses.get_or_create(&labels).clone(),
+                    metrics.latency.get_or_create(&labels).clone(),
+                ));
+                by_status.len() - 1
+            }
+        };
+        let (_, responses, latency_ms) = &by_status[i];
+        latency_ms.observe(latency.as_secs_f64() * 1000.0);
+        responses.inc();
+    }
+}
+
+/// [`RequestMetrics`] by a key that stands for their labels (e.g. indices
+/// into a compiled config), resolved on first use.
+#[derive(Debug)]
+pub struct RequestMetricsCache<K>(Mutex<HashMap<K, Arc<RequestMetrics>>>);
+
+impl<K> Default for RequestMetricsCache<K> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<K: Hash + Eq> RequestMetricsCache<K> {
+    /// The series for `key`; `labels` makes their labels the first time.
+    pub fn get(
+        &self,
+        metrics: &Metrics,
+        key: K,
+        labels: impl FnOnce() -> RequestLabels,
+    ) -> Arc<RequestMetrics> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key)
+            .or_insert_with(|| Arc::new(metrics.request_metrics(labels())))
+            .clone()
+    }
+}
+
+fn response_labels(request: RequestLabels, status: u16) -> ResponseLabels {
+    ResponseLabels {
+        request,
+        status_code: status,
+        classification: names::classify_status(status),
+    }
 }
 
 /// Labels of TCP metrics.
@@ -201,18 +284,24 @@ impl Metrics {
         Self { registry, ..m }
     }
 
+    /// The series of requests with `labels`, for a caller that counts many
+    /// of them.
+    pub fn request_metrics(&self, labels: RequestLabels) -> RequestMetrics {
+        RequestMetrics {
+            requests: self.requests.get_or_create(&labels).clone(),
+            labels,
+            by_status: Mutex::default(),
+        }
+    }
+
     /// Counts a request.
     pub fn request(&self, labels: &RequestLabels) {
         self.requests.get_or_create(labels).inc();
     }
 
     /// Counts a response and its latency.
-    pub fn response(&self, labels: RequestLabels, status: u16, latency: std::time::Duration) {
-        let labels = ResponseLabels {
-            request: labels,
-            status_code: status,
-            classification: names::classify_status(status),
-        };
+    pub fn response(&self, labels: RequestLabels, status: u16, latency: Duration) {
+        let labels = response_labels(labels, status);
         self.latency
             .get_or_create(&labels)
             .observe(latency.as_secs_f64() * 1000.0);
@@ -288,6 +377,43 @@ mod tests {
         }
         assert!(!text.contains("pod="), "{text}");
         assert!(!text.contains("client_id"), "no identity, no label: {text}");
+    }
+
+    #[test]
+    fn request_metrics_write_the_same_series_as_the_label_api() {
+        let m = Metrics::new(&[]);
+        let l = RequestLabels {
+            direction: names::DIRECTION_OUTBOUND,
+            dst_namespace: "shop".into(),
+            dst_service: "web".into(),
+            route: "get".into(),
+            tls: names::TLS_NO_IDENTITY,
+            peer_id: PeerId::None,
+        };
+        let cache = RequestMetricsCache::<u8>::default();
+        let series = cache.get(&m, 7, || l.clone());
+        assert!(Arc::ptr_eq(
+            &series,
+            &cache.get(&m, 7, || unreachable!("cached"))
+        ));
+        for status in [200, 200, 503] {
+            series.request();
+            series.response(&m, status, Duration::from_millis(2));
+        }
+        m.request(&l);
+        m.response(l, 200, Duration::from_millis(2));
+        let text = m.encode();
+        let labels = r#"direction="outbound",dst_namespace="shop",dst_service="web",route="get",tls="no_identity""#;
+        for needle in [
+            format!("request_total{{{labels}}} 4"),
+            format!(r#"response_total{{{labels},status_code="200",classification="success"}} 3"#),
+            format!(r#"response_total{{{labels},status_code="503",classification="failure"}} 1"#),
+            format!(
+                r#"response_latency_ms_count{{{labels},status_code="200",classification="success"}} 3"#
+            ),
+        ] {
+            assert!(text.contains(&needle), "{needle} missing in\n{text}");
+        }
     }
 
     #[test]

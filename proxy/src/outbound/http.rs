@@ -62,21 +62,28 @@ async fn handle(
     let backend = table.choose_backend(root, Some(&view));
     let route = table.route(root.service, &view);
     let svc = table.service(backend.service);
-    let (tls, peer_id) = super::tls_labels(&ctx, table, backend);
-    let labels = RequestLabels {
-        direction: names::DIRECTION_OUTBOUND,
-        dst_namespace: svc.namespace.clone(),
-        dst_service: svc.name.clone(),
-        route: route.name.clone(),
-        tls,
-        peer_id,
-    };
-    ctx.metrics.request(&labels);
+    let tls_on = ctx.tls.is_enabled();
+    let series = table.request_metrics.get(
+        &ctx.metrics,
+        (root.service, route.index, backend, tls_on),
+        || {
+            let (tls, peer_id) = super::tls_labels(tls_on, table, backend);
+            RequestLabels {
+                direction: names::DIRECTION_OUTBOUND,
+                dst_namespace: svc.namespace.clone(),
+                dst_service: svc.name.clone(),
+                route: route.name.to_string(),
+                tls,
+                peer_id,
+            }
+        },
+    );
+    series.request();
     let forward = Forward {
         endpoints: table.endpoints(backend),
         connector: ctx.connector.as_ref(),
         version,
-        retry: route.retry.as_deref(),
+        retry: route.retry,
         outlier: &svc.outlier,
         destination: &svc.name,
     };
@@ -90,8 +97,7 @@ async fn handle(
         tracing::debug!(error = %e, service = %svc.name, "outbound request failed");
         e.into_response()
     });
-    ctx.metrics
-        .response(labels, rsp.status().as_u16(), start.elapsed());
+    series.response(&ctx.metrics, rsp.status().as_u16(), start.elapsed());
     rsp
 }
 
@@ -127,20 +133,21 @@ async fn passthrough(
     };
     // Outside the mesh: counted with empty destination labels.
     let start = Instant::now();
-    let labels = RequestLabels {
-        direction: names::DIRECTION_OUTBOUND,
-        dst_namespace: String::new(),
-        dst_service: String::new(),
-        route: String::new(),
-        tls: names::TLS_NO_IDENTITY,
-        peer_id: crate::metrics::PeerId::None,
-    };
-    ctx.metrics.request(&labels);
+    let series = ctx.passthrough_metrics.get_or_init(|| {
+        ctx.metrics.request_metrics(RequestLabels {
+            direction: names::DIRECTION_OUTBOUND,
+            dst_namespace: String::new(),
+            dst_service: String::new(),
+            route: String::new(),
+            tls: names::TLS_NO_IDENTITY,
+            peer_id: crate::metrics::PeerId::None,
+        })
+    });
+    series.request();
     let rsp = forward
         .send(req)
         .await
         .unwrap_or_else(|e| e.into_response());
-    ctx.metrics
-        .response(labels, rsp.status().as_u16(), start.elapsed());
+    series.response(&ctx.metrics, rsp.status().as_u16(), start.elapsed());
     rsp
 }

@@ -17,9 +17,13 @@ use tokio::net::TcpStream;
 
 /// The `tls` and `server_id` labels of traffic to a backend port: mTLS
 /// when this proxy has an identity and every endpoint is meshed.
-fn tls_labels(ctx: &Ctx, table: &table::Table, backend: table::Target) -> (&'static str, PeerId) {
+fn tls_labels(
+    tls_on: bool,
+    table: &table::Table,
+    backend: table::Target,
+) -> (&'static str, PeerId) {
     match table.mtls_server_id(backend) {
-        Some(id) if ctx.tls.is_enabled() => (
+        Some(id) if tls_on => (
             "true",
             id.map_or(PeerId::None, |id| PeerId::Server(id.clone())),
         ),

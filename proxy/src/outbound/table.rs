@@ -2,18 +2,20 @@
 //! `ip:port` or authority, splits, routes and endpoints.
 
 use crate::balance::{EndpointRegistry, RetryBudget, Weighted};
+use crate::metrics::RequestMetricsCache;
 use crate::split::{self, CompiledMatch, RequestView};
 use meshlet_crds::contract::config::{
     AppProtocol, Endpoint, OutboundConfig, OutlierPolicy, RetryPolicy, ServiceRef,
 };
 use meshlet_crds::contract::identity::SpiffeId;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// A service port: index into [`Table::services`] and port number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Target {
     /// Service index.
     pub service: usize,
@@ -88,15 +90,21 @@ struct RouteEntry {
 }
 
 /// The policy that applies to one request.
-#[derive(Debug, Clone, Default)]
-pub struct RoutePolicy {
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoutePolicy<'a> {
+    /// Index of the matched route in its service, `None` when none matched.
+    pub index: Option<usize>,
     /// Route name, empty when no route matched.
-    pub name: String,
+    pub name: &'a str,
     /// Time allowed until response headers.
     pub timeout: Option<Duration>,
     /// Retry policy and its budget.
-    pub retry: Option<Arc<(RetryPolicy, RetryBudget)>>,
+    pub retry: Option<&'a (RetryPolicy, RetryBudget)>,
 }
+
+/// What outbound request metric labels depend on: the root service, its
+/// matched route, the backend chosen, and whether mesh TLS is on.
+pub type RequestMetricsKey = (usize, Option<usize>, Target, bool);
 
 /// The compiled outbound table.
 #[derive(Debug, Default)]
@@ -105,6 +113,8 @@ pub struct Table {
     by_addr: HashMap<SocketAddr, Target>,
     by_authority: HashMap<String, Target>,
     identities: HashMap<SocketAddr, SpiffeId>,
+    /// Request metric series of this config's routes and backends.
+    pub request_metrics: RequestMetricsCache<RequestMetricsKey>,
 }
 
 fn compile_matches(
@@ -118,17 +128,18 @@ fn compile_matches(
 }
 
 /// Normalises an authority to `host:port` in lower case (port 80 when
-/// missing).
-pub fn normalize_authority(a: &str) -> String {
-    let a = a.trim().to_ascii_lowercase();
+/// missing). Borrows when it already is (the common case per request).
+pub fn normalize_authority(a: &str) -> Cow<'_, str> {
+    let a = a.trim();
     let has_port = match a.rfind(':') {
         Some(i) => !a.ends_with(']') && a[i + 1..].bytes().all(|b| b.is_ascii_digit()),
         None => false,
     };
-    if has_port {
-        a
-    } else {
-        format!("{a}:80")
+    let lower = !a.bytes().any(|b| b.is_ascii_uppercase());
+    match (has_port, lower) {
+        (true, true) => Cow::Borrowed(a),
+        (true, false) => Cow::Owned(a.to_ascii_lowercase()),
+        (false, _) => Cow::Owned(format!("{}:80", a.to_ascii_lowercase())),
     }
 }
 
@@ -216,7 +227,8 @@ impl Table {
                     .next()
                     .and_then(|p| p.parse().ok())
                     .ok_or_else(|| format!("{field}.authorities: bad authority {a:?}"))?;
-                t.by_authority.insert(a, Target { service: i, port });
+                t.by_authority
+                    .insert(a.into_owned(), Target { service: i, port });
             }
             let split = s
                 .split
@@ -285,7 +297,7 @@ impl Table {
     /// The service named by a Host header or `:authority`.
     pub fn by_authority(&self, authority: &str) -> Option<Target> {
         self.by_authority
-            .get(&normalize_authority(authority))
+            .get(normalize_authority(authority).as_ref())
             .copied()
     }
 
@@ -360,17 +372,19 @@ impl Table {
 
     /// The route policy for a request to service `svc` (first match wins;
     /// the service's timeout applies when no route matches or sets one).
-    pub fn route(&self, svc: usize, req: &RequestView<'_>) -> RoutePolicy {
+    pub fn route(&self, svc: usize, req: &RequestView<'_>) -> RoutePolicy<'_> {
         let s = &self.services[svc];
         let route = s
             .routes
             .iter()
-            .find(|r| r.matches.is_empty() || r.matches.iter().any(|m| m.matches(req)));
+            .enumerate()
+            .find(|(_, r)| r.matches.is_empty() || r.matches.iter().any(|m| m.matches(req)));
         match route {
-            Some(r) => RoutePolicy {
-                name: r.name.clone(),
+            Some((i, r)) => RoutePolicy {
+                index: Some(i),
+                name: &r.name,
                 timeout: r.timeout.or(s.timeout),
-                retry: r.retry.clone(),
+                retry: r.retry.as_deref(),
             },
             None => RoutePolicy {
                 timeout: s.timeout,
@@ -526,5 +540,10 @@ mod tests {
         assert_eq!(normalize_authority("Web.NS"), "web.ns:80");
         assert_eq!(normalize_authority("web:8080"), "web:8080");
         assert_eq!(normalize_authority("[::1]"), "[::1]:80");
+        assert_eq!(normalize_authority(" WEB:81 "), "web:81");
+        assert!(matches!(
+            normalize_authority("web:81"),
+            Cow::Borrowed("web:81")
+        ));
     }
 }

@@ -17,7 +17,7 @@ pub async fn forward(ctx: &Ctx, io: BoxedIo, dst: Option<SocketAddr>) {
         Some(root) => {
             let backend = table.choose_backend(root, None);
             let svc = table.service(backend.service);
-            let (tls, peer_id) = super::tls_labels(ctx, table, backend);
+            let (tls, peer_id) = super::tls_labels(ctx.tls.is_enabled(), table, backend);
             let labels = TcpLabels {
                 direction: names::DIRECTION_OUTBOUND,
                 dst_namespace: svc.namespace.clone(),
