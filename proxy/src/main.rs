@@ -73,6 +73,10 @@ struct RunArgs {
     /// connection as opaque TCP.
     #[arg(long, env = "MESHLET_DETECT_TIMEOUT_MS", default_value_t = 5000)]
     detect_timeout_ms: u64,
+    /// Milliseconds an inbound HTTP/1 client may take to send its request
+    /// headers before the connection is closed (slowloris guard).
+    #[arg(long, env = "MESHLET_HEADER_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    header_read_timeout_ms: u64,
     /// Seconds to drain requests in flight on SIGTERM.
     #[arg(long, env = "MESHLET_DRAIN_TIMEOUT_SECS", default_value_t = 30)]
     drain_timeout_secs: u64,
@@ -298,6 +302,7 @@ async fn run(a: RunArgs) -> anyhow::Result<()> {
         outbound_fallback: a.outbound_fallback,
         inbound_fallback_port: a.inbound_fallback_port,
         detect_timeout: Duration::from_millis(a.detect_timeout_ms),
+        header_read_timeout: Duration::from_millis(a.header_read_timeout_ms),
         drain_timeout: Duration::from_secs(a.drain_timeout_secs),
         workload: Workload {
             namespace: a.namespace.clone(),

@@ -34,6 +34,10 @@ pub struct Settings {
     /// How long to wait for a client's first bytes before treating the
     /// connection as opaque TCP (server-speaks-first protocols).
     pub detect_timeout: Duration,
+    /// How long a client of the inbound side may take to send HTTP/1
+    /// request headers (slowloris guard; the outbound side's client is the
+    /// pod's own app and has none).
+    pub header_read_timeout: Duration,
     /// How long shutdown waits for requests in flight.
     pub drain_timeout: Duration,
     /// Constant metric labels.
@@ -49,6 +53,7 @@ impl Default for Settings {
             outbound_fallback: None,
             inbound_fallback_port: None,
             detect_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
             workload: Workload::default(),
         }

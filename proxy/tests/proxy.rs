@@ -446,6 +446,67 @@ async fn inbound_forwards_to_the_local_app() {
     );
 }
 
+/// Inbound clients come from the network: one that trickles its request
+/// headers (slowloris) is cut off after the header read timeout. Outbound,
+/// the client is the pod's own app, and its slow request still gets through.
+#[tokio::test]
+async fn inbound_cuts_off_clients_that_trickle_headers_outbound_waits() {
+    let app = Upstream::start("app").await;
+    let store = std::sync::Arc::new(meshlet_proxy::config::ConfigStore::default());
+    store
+        .apply(1, config(vec![service("web", "10.96.0.1", &[app.addr])]))
+        .unwrap();
+    let settings = meshlet_proxy::settings::Settings {
+        outbound_fallback: None,
+        inbound_fallback_port: Some(app.addr.port()),
+        detect_timeout: Duration::from_millis(300),
+        header_read_timeout: Duration::from_millis(500),
+        ..meshlet_proxy::settings::Settings::loopback()
+    };
+    let proxy = meshlet_proxy::app::Proxy::start(settings, store)
+        .await
+        .unwrap();
+
+    // Inbound: half a request head, then nothing. Closed in about the
+    // timeout, the app never asked.
+    let mut slow = TcpStream::connect(proxy.inbound_addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nhost: app\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "inbound connection still open after 5 s");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(3),
+        "closed after {waited:?}, timeout 500 ms"
+    );
+    assert!(
+        !String::from_utf8_lossy(&buf).contains("200"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    assert_eq!(app.hits.load(Ordering::SeqCst), 0);
+
+    // Outbound: the same trickle, finished after twice the inbound timeout,
+    // is answered.
+    let mut slow = TcpStream::connect(proxy.outbound_addr).await.unwrap();
+    slow.write_all(format!("GET / HTTP/1.1\r\nhost: {HOST}\r\n").as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    slow.write_all(b"connection: close\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf))
+        .await
+        .expect("outbound answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("app"), "{text}");
+}
+
 #[tokio::test]
 async fn two_proxies_chain_outbound_to_inbound() {
     let app = Upstream::start("server-app").await;

@@ -86,8 +86,12 @@ impl Forward<'_> {
                     .unwrap_or_else(|| ProxyError::NoEndpoints(self.destination.to_string())));
             };
             let ep = &w.endpoint;
+            // Upgrades are rare and their futures large: boxed, so that every
+            // request's future (moved by value per request) stays small.
             let conn = if upgrade {
-                ep.pool.connect_h1(self.connector, true).await.map(Conn::H1)
+                Box::pin(ep.pool.connect_h1(self.connector, true))
+                    .await
+                    .map(Conn::H1)
             } else {
                 ep.pool.checkout(self.version, self.connector).await
             };
@@ -112,21 +116,10 @@ impl Forward<'_> {
             let _in_flight = ep.start_request();
             let start = Instant::now();
             let result = if upgrade {
-                let on_client = hyper::upgrade::on(&mut req);
-                let method = req.method().clone();
-                let Conn::H1(mut sender) = conn else {
+                let Conn::H1(sender) = conn else {
                     unreachable!("upgrades use HTTP/1")
                 };
-                sender
-                    .send_request(req)
-                    .await
-                    .map(|mut rsp| {
-                        if upgrade::accepted(&method, rsp.status()) {
-                            upgrade::splice(on_client, hyper::upgrade::on(&mut rsp));
-                        }
-                        rsp.map(|b| b.boxed_unsync())
-                    })
-                    .map_err(SendError::Http)
+                Box::pin(send_upgrade(sender, req)).await
             } else {
                 ep.pool.send(conn, req, self.connector).await
             };
@@ -153,6 +146,26 @@ impl Forward<'_> {
             };
         }
     }
+}
+
+/// Sends an Upgrade or CONNECT request and, once upstream agrees, joins
+/// the two upgraded connections.
+async fn send_upgrade(
+    mut sender: hyper::client::conn::http1::SendRequest<Incoming>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, SendError> {
+    let on_client = hyper::upgrade::on(&mut req);
+    let method = req.method().clone();
+    sender
+        .send_request(req)
+        .await
+        .map(|mut rsp| {
+            if upgrade::accepted(&method, rsp.status()) {
+                upgrade::splice(on_client, hyper::upgrade::on(&mut rsp));
+            }
+            rsp.map(|b| b.boxed_unsync())
+        })
+        .map_err(SendError::Http)
 }
 
 #[cfg(test)]

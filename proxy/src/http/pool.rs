@@ -76,27 +76,39 @@ impl ConnPool {
                         return Ok(Conn::H1(s));
                     }
                 }
-                Ok(Conn::H1(self.connect_h1(connector, false).await?))
+                // New connections are rare next to requests and their
+                // futures large: boxed, so every request's future (moved
+                // by value per request) stays small.
+                Ok(Conn::H1(Box::pin(self.connect_h1(connector, false)).await?))
             }
             Version::Http2 => {
                 let mut slot = self.h2.lock().await;
                 if let Some(s) = slot.as_ref().filter(|s| !s.is_closed()) {
                     return Ok(Conn::H2(s.clone()));
                 }
-                let io = connector.connect_for(self.addr, Carried::Http2).await?;
-                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-                    .handshake(TokioIo::new(io))
-                    .await
-                    .map_err(to_io)?;
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "h2 client connection closed");
-                    }
-                });
+                let sender = Box::pin(self.connect_h2(connector)).await?;
                 *slot = Some(sender.clone());
                 Ok(Conn::H2(sender))
             }
         }
+    }
+
+    /// A new HTTP/2 connection.
+    async fn connect_h2(
+        &self,
+        connector: &dyn Connector,
+    ) -> io::Result<http2::SendRequest<Incoming>> {
+        let io = connector.connect_for(self.addr, Carried::Http2).await?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(to_io)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "h2 client connection closed");
+            }
+        });
+        Ok(sender)
     }
 
     /// A new HTTP/1 connection; with `upgrades` it supports 101/CONNECT and
@@ -143,11 +155,9 @@ impl ConnPool {
                     Err(mut e) => match e.take_message() {
                         Some(req) => {
                             tracing::debug!(endpoint = %self.addr, "pooled connection closed; resending on a new one");
-                            s = self
-                                .connect_h1(connector, false)
-                                .await
-                                .map_err(SendError::Connect)?;
-                            s.send_request(req).await.map_err(SendError::Http)?
+                            let (fresh, rsp) = Box::pin(self.resend_h1(req, connector)).await?;
+                            s = fresh;
+                            rsp
                         }
                         None => return Err(SendError::Http(e.into_error())),
                     },
@@ -171,29 +181,54 @@ impl ConnPool {
                     // The shared connection went away (GOAWAY, reset) before
                     // this request was sent: reconnect once and send it.
                     Err(mut e) => match e.take_message() {
-                        Some(req) => {
-                            {
-                                let mut slot = self.h2.lock().await;
-                                if slot.as_ref().is_some_and(|s| s.is_closed()) {
-                                    *slot = None;
-                                }
-                            }
-                            let Conn::H2(mut fresh) = self
-                                .checkout(Version::Http2, connector)
-                                .await
-                                .map_err(SendError::Connect)?
-                            else {
-                                unreachable!("asked for HTTP/2")
-                            };
-                            fresh.ready().await.map_err(SendError::Http)?;
-                            fresh.send_request(req).await.map_err(SendError::Http)?
-                        }
+                        Some(req) => Box::pin(self.resend_h2(req, connector)).await?,
                         None => return Err(SendError::Http(e.into_error())),
                     },
                 };
                 Ok(rsp.map(|b| b.boxed_unsync()))
             }
         }
+    }
+}
+
+impl ConnPool {
+    /// Sends on a new HTTP/1 connection a request a pooled one handed back
+    /// unsent.
+    async fn resend_h1(
+        &self,
+        req: http::Request<Incoming>,
+        connector: &dyn Connector,
+    ) -> Result<(http1::SendRequest<Incoming>, http::Response<Incoming>), SendError> {
+        let mut s = self
+            .connect_h1(connector, false)
+            .await
+            .map_err(SendError::Connect)?;
+        let rsp = s.send_request(req).await.map_err(SendError::Http)?;
+        Ok((s, rsp))
+    }
+
+    /// Sends on a new HTTP/2 connection a request the shared one handed back
+    /// unsent (it went away: GOAWAY, reset).
+    async fn resend_h2(
+        &self,
+        req: http::Request<Incoming>,
+        connector: &dyn Connector,
+    ) -> Result<http::Response<Incoming>, SendError> {
+        {
+            let mut slot = self.h2.lock().await;
+            if slot.as_ref().is_some_and(|s| s.is_closed()) {
+                *slot = None;
+            }
+        }
+        let Conn::H2(mut fresh) = self
+            .checkout(Version::Http2, connector)
+            .await
+            .map_err(SendError::Connect)?
+        else {
+            unreachable!("asked for HTTP/2")
+        };
+        fresh.ready().await.map_err(SendError::Http)?;
+        fresh.send_request(req).await.map_err(SendError::Http)
     }
 }
 
@@ -221,7 +256,14 @@ impl ReturnToPool {
             // One clock read per request, not one per idle connection.
             let now = Instant::now();
             let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
-            idle.retain(|(since, _)| now.saturating_duration_since(*since) < IDLE_TIMEOUT);
+            // Pushed in time order: only when the oldest has expired is
+            // there anything to drop.
+            if idle
+                .first()
+                .is_some_and(|(since, _)| now.saturating_duration_since(*since) >= IDLE_TIMEOUT)
+            {
+                idle.retain(|(since, _)| now.saturating_duration_since(*since) < IDLE_TIMEOUT);
+            }
             if idle.len() < MAX_IDLE_H1 && !s.is_closed() {
                 idle.push((now, s));
             }

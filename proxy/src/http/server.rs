@@ -12,30 +12,39 @@ use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// How long a client may take to send request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Serves `io` until it closes, or until `shutdown` and its requests finish.
 ///
 /// `io` is boxed: one copy of hyper's server code serves plain, detected
 /// and TLS connections alike (smaller binary, fewer pages resident).
-pub async fn serve<F, Fut>(io: BoxedIo, version: Version, handler: F, shutdown: CancellationToken)
-where
+///
+/// `header_read_timeout` guards HTTP/1 against clients that trickle their
+/// headers (slowloris). It costs a timer per request, so the outbound side,
+/// whose only clients are the pod's own app, goes without (as Envoy does by
+/// default) and the inbound side, open to the network, keeps it.
+pub async fn serve<F, Fut>(
+    io: BoxedIo,
+    version: Version,
+    handler: F,
+    shutdown: CancellationToken,
+    header_read_timeout: Option<Duration>,
+) where
     F: Fn(http::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = http::Response<Body>> + Send + 'static,
+    // The handler's future is hyper's per-request future itself: wrapping
+    // it in another async block would store it twice over (rustc keeps a
+    // captured future and the one being awaited in separate slots) and
+    // copy twice the bytes per request.
+    Fut: Future<Output = Result<http::Response<Body>, Infallible>> + Send + 'static,
 {
-    let svc = service_fn(move |req| {
-        let fut = handler(req);
-        async move { Ok::<_, Infallible>(fut.await) }
-    });
+    let svc = service_fn(handler);
     let io = TokioIo::new(io);
     let result = match version {
         Version::Http1 => {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(io, svc)
-                .with_upgrades();
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            match header_read_timeout {
+                Some(t) => builder.timer(TokioTimer::new()).header_read_timeout(t),
+                None => builder.header_read_timeout(None),
+            };
+            let conn = builder.serve_connection(io, svc).with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => r,

@@ -23,6 +23,7 @@ use hyper::body::Incoming;
 use meshlet_crds::contract::config::OutlierPolicy;
 use meshlet_crds::contract::identity::{ALPN_H2, ALPN_HTTP1};
 use meshlet_crds::contract::metrics as names;
+use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,6 +76,7 @@ pub async fn serve_connection(ctx: Arc<Ctx>, stream: TcpStream) {
 /// Serves HTTP from `peer` on an inbound connection.
 async fn serve_http(ctx: Arc<Ctx>, io: BoxedIo, version: Version, app: SocketAddr, peer: Peer) {
     let shutdown = ctx.shutdown.clone();
+    let header_timeout = Some(ctx.settings.header_read_timeout);
     let conn = Arc::new(InboundConn {
         metrics: ctx.metrics.request_metrics(labels(&peer)),
         peer,
@@ -82,7 +84,7 @@ async fn serve_http(ctx: Arc<Ctx>, io: BoxedIo, version: Version, app: SocketAdd
         app_name: app.to_string(),
     });
     let handler = move |req| handle(ctx.clone(), req, version, conn.clone());
-    server::serve(io, version, handler, shutdown).await;
+    server::serve(io, version, handler, shutdown, header_timeout).await;
 }
 
 /// What every request of one inbound connection shares.
@@ -176,7 +178,7 @@ async fn handle(
     req: Request<Incoming>,
     version: Version,
     conn: Arc<InboundConn>,
-) -> Response<Body> {
+) -> Result<Response<Body>, Infallible> {
     let (peer, app) = (&conn.peer, conn.app);
     let start = Instant::now();
     conn.metrics.request();
@@ -205,7 +207,7 @@ async fn handle(
         let rsp = denial.http_response();
         conn.metrics
             .response(&ctx.metrics, rsp.status().as_u16(), start.elapsed());
-        return rsp;
+        return Ok(rsp);
     }
     let endpoints = [Weighted {
         endpoint: ctx.local.get(app),
@@ -226,5 +228,5 @@ async fn handle(
     });
     conn.metrics
         .response(&ctx.metrics, rsp.status().as_u16(), start.elapsed());
-    rsp
+    Ok(rsp)
 }

@@ -14,6 +14,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use meshlet_crds::contract::config::OutlierPolicy;
 use meshlet_crds::contract::metrics as names;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,7 +23,8 @@ use std::time::Instant;
 pub async fn serve(ctx: Arc<Ctx>, io: BoxedIo, version: Version, orig_dst: Option<SocketAddr>) {
     let shutdown = ctx.shutdown.clone();
     let handler = move |req| handle(ctx.clone(), req, version, orig_dst);
-    server::serve(io, version, handler, shutdown).await;
+    // The app is the only client here: no header read timeout.
+    server::serve(io, version, handler, shutdown, None).await;
 }
 
 fn authority(req: &Request<Incoming>) -> Option<&str> {
@@ -38,7 +40,7 @@ async fn handle(
     req: Request<Incoming>,
     version: Version,
     orig_dst: Option<SocketAddr>,
-) -> Response<Body> {
+) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let snap = ctx.store.load();
     let table = &snap.outbound;
@@ -52,7 +54,8 @@ async fn handle(
         });
 
     let Some(root) = target else {
-        return passthrough(&ctx, req, version, orig_dst).await;
+        // Rare, and a large future: boxed, so every request's is smaller.
+        return Ok(Box::pin(passthrough(&ctx, req, version, orig_dst)).await);
     };
     let view = RequestView {
         method: req.method(),
@@ -98,7 +101,7 @@ async fn handle(
         e.into_response()
     });
     series.response(&ctx.metrics, rsp.status().as_u16(), start.elapsed());
-    rsp
+    Ok(rsp)
 }
 
 /// A destination that is not a mesh service: forward to the original

@@ -227,8 +227,13 @@ impl Table {
                     .next()
                     .and_then(|p| p.parse().ok())
                     .ok_or_else(|| format!("{field}.authorities: bad authority {a:?}"))?;
-                t.by_authority
-                    .insert(a.into_owned(), Target { service: i, port });
+                let target = Target { service: i, port };
+                // Clients leave out port 80 (`Host: web`): that spelling
+                // is a key too, so a lookup never has to allocate one.
+                if let Some(host) = a.strip_suffix(":80") {
+                    t.by_authority.insert(host.to_string(), target);
+                }
+                t.by_authority.insert(a.into_owned(), target);
             }
             let split = s
                 .split
@@ -296,9 +301,13 @@ impl Table {
 
     /// The service named by a Host header or `:authority`.
     pub fn by_authority(&self, authority: &str) -> Option<Target> {
-        self.by_authority
-            .get(normalize_authority(authority).as_ref())
-            .copied()
+        let a = authority.trim();
+        if a.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.by_authority.get(&a.to_ascii_lowercase())
+        } else {
+            self.by_authority.get(a)
+        }
+        .copied()
     }
 
     /// The compiled service.
@@ -439,6 +448,8 @@ mod tests {
         assert_eq!(t.service(b.service).name, "b");
         assert_eq!(t.by_authority("B.ns.svc.cluster.local"), Some(b));
         assert_eq!(t.by_authority("b.ns.svc.cluster.local:81"), None);
+        assert_eq!(t.by_authority("b.ns.svc.cluster.local"), Some(b));
+        assert_eq!(t.by_authority(" b.ns.svc.cluster.local:80 "), Some(b));
         assert_eq!(t.endpoints(b)[0].endpoint.addr.port(), 2);
     }
 
