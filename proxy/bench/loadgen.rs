@@ -81,6 +81,10 @@ enum Command {
         /// Exit non-zero when any run had errors (CI's zero-error check).
         #[arg(long)]
         fail_on_errors: bool,
+        /// JSON lines of alternating max-rate rounds of `one-proxy` and
+        /// `nginx`: the throughput-per-core comparison uses their totals.
+        #[arg(long)]
+        per_core: Option<PathBuf>,
     },
 }
 
@@ -160,9 +164,11 @@ fn main() -> anyhow::Result<()> {
             output,
             idle_rss_kb,
             fail_on_errors,
+            per_core,
         } => {
             let runs = report(&input, &output)?;
-            budgets(&runs, idle_rss_kb);
+            let rounds = per_core.as_deref().map(read_runs).transpose()?;
+            budgets(&runs, idle_rss_kb, rounds.as_deref());
             let failed: Vec<String> = runs
                 .iter()
                 .filter(|r| r.errors > 0)
@@ -416,13 +422,17 @@ fn mtls_cost(runs: &[RunResult]) {
     }
 }
 
-fn report(input: &PathBuf, output: &PathBuf) -> anyhow::Result<Vec<RunResult>> {
-    let text = std::fs::read_to_string(input)?;
-    let runs: Vec<RunResult> = text
+fn read_runs(path: &std::path::Path) -> anyhow::Result<Vec<RunResult>> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(text
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()?)
+}
+
+fn report(input: &std::path::Path, output: &std::path::Path) -> anyhow::Result<Vec<RunResult>> {
+    let runs = read_runs(input)?;
     let direct = |rate: u64| {
         runs.iter()
             .find(|r| r.scenario == "direct" && r.rate_rps == rate)
@@ -490,7 +500,7 @@ fn report(input: &PathBuf, output: &PathBuf) -> anyhow::Result<Vec<RunResult>> {
 /// The proxy budgets of the architecture (and issue #4), each checked
 /// against this run's figures: met, or missed by how much. Timing figures
 /// depend on the machine, so this informs; only errors can fail a run.
-fn budgets(runs: &[RunResult], idle_rss_kb: Option<u64>) {
+fn budgets(runs: &[RunResult], idle_rss_kb: Option<u64>, per_core_rounds: Option<&[RunResult]>) {
     let find = |scenario: &str, rate: u64| {
         runs.iter()
             .find(|r| r.scenario == scenario && r.rate_rps == rate)
@@ -536,7 +546,18 @@ fn budgets(runs: &[RunResult], idle_rss_kb: Option<u64>) {
         );
     }
     let per_core = |r: &RunResult| r.achieved_rps / (r.proxy_cpu_percent / 100.0);
-    if let (Some(p), Some(n)) = (find("one-proxy", 0), find("nginx", 0)) {
+    if let Some(rounds) = per_core_rounds {
+        match per_core_vs_nginx(rounds) {
+            Some(c) => line(
+                c.ratio >= 1.0,
+                format!(
+                    "max throughput per core vs nginx: x{:.2} ({:.0} vs {:.0} rps/core; {} alternating 5 s rounds each, per-round ratios x{:.2}..x{:.2}, median x{:.2})",
+                    c.ratio, c.proxy, c.nginx, c.rounds, c.min, c.max, c.median
+                ),
+            ),
+            None => line(false, "max throughput per core vs nginx: no complete rounds".into()),
+        }
+    } else if let (Some(p), Some(n)) = (find("one-proxy", 0), find("nginx", 0)) {
         if p.proxy_cpu_percent > 0.0 && n.proxy_cpu_percent > 0.0 {
             let ratio = per_core(p) / per_core(n);
             line(
@@ -548,5 +569,90 @@ fn budgets(runs: &[RunResult], idle_rss_kb: Option<u64>) {
                 ),
             );
         }
+    }
+}
+
+/// Throughput per core of the proxy against nginx's over alternating rounds.
+struct PerCore {
+    /// Total requests per CPU second, proxy over nginx.
+    ratio: f64,
+    proxy: f64,
+    nginx: f64,
+    rounds: usize,
+    min: f64,
+    median: f64,
+    max: f64,
+}
+
+/// Compares `one-proxy` and `nginx` rounds (equal durations, in pairs):
+/// total requests per CPU second of each, and the spread of the per-pair
+/// ratios.
+fn per_core_vs_nginx(rounds: &[RunResult]) -> Option<PerCore> {
+    let of = |name: &str| -> Vec<&RunResult> {
+        rounds
+            .iter()
+            .filter(|r| r.scenario == name && r.proxy_cpu_percent > 0.0)
+            .collect()
+    };
+    let (p, n) = (of("one-proxy"), of("nginx"));
+    let pairs = p.len().min(n.len());
+    if pairs == 0 {
+        return None;
+    }
+    let total = |rs: &[&RunResult]| {
+        rs[..pairs].iter().map(|r| r.achieved_rps).sum::<f64>()
+            / (rs[..pairs].iter().map(|r| r.proxy_cpu_percent).sum::<f64>() / 100.0)
+    };
+    let one = |r: &RunResult| r.achieved_rps / (r.proxy_cpu_percent / 100.0);
+    let mut ratios: Vec<f64> = p.iter().zip(&n).map(|(p, n)| one(p) / one(n)).collect();
+    ratios.sort_by(f64::total_cmp);
+    let (proxy, nginx) = (total(&p), total(&n));
+    Some(PerCore {
+        ratio: proxy / nginx,
+        proxy,
+        nginx,
+        rounds: pairs,
+        min: ratios[0],
+        median: ratios[pairs / 2],
+        max: ratios[pairs - 1],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(scenario: &str, rps: f64, cpu: f64) -> RunResult {
+        RunResult {
+            scenario: scenario.into(),
+            rate_rps: 0,
+            p50_ms: 0.1,
+            p99_ms: 0.2,
+            max_ms: 1.0,
+            achieved_rps: rps,
+            errors: 0,
+            proxy_rss_kb_max: 0,
+            proxy_cpu_percent: cpu,
+            proxy_rss_anon_kb: 0,
+        }
+    }
+
+    #[test]
+    fn per_core_compares_totals_of_alternating_rounds() {
+        // Round 2 ran on a machine twice as fast: totals, not one pair.
+        let rounds = [
+            round("one-proxy", 10_000.0, 50.0),
+            round("nginx", 8_000.0, 50.0),
+            round("one-proxy", 40_000.0, 100.0),
+            round("nginx", 30_000.0, 100.0),
+            round("one-proxy", 1.0, 0.0), // no CPU figure: left out
+        ];
+        let c = per_core_vs_nginx(&rounds).unwrap();
+        assert_eq!(c.rounds, 2);
+        assert!((c.proxy - 50_000.0 / 1.5).abs() < 1e-6, "{}", c.proxy);
+        assert!((c.nginx - 38_000.0 / 1.5).abs() < 1e-6, "{}", c.nginx);
+        assert!((c.ratio - 50.0 / 38.0).abs() < 1e-9);
+        assert!((c.min - 1.25).abs() < 1e-9 && (c.max - 40.0 / 30.0).abs() < 1e-9);
+        assert!(per_core_vs_nginx(&rounds[..1]).is_none());
     }
 }

@@ -8,7 +8,9 @@
 # Prints a table and writes target/bench/proxy.json.
 # Knobs: BENCH_DURATION (s, default 30), BENCH_RATES (default "1000 5000"),
 # BENCH_CONNECTIONS (default 16), BENCH_MAX (1 = add a max-throughput run),
-# BENCH_FAIL_ON_ERRORS (set: exit 1 when any run had an error; CI sets it).
+# BENCH_FAIL_ON_ERRORS (set: exit 1 when any run had an error; CI sets it),
+# BENCH_PER_CORE_ROUNDS (default 8: alternating 5 s max-rate rounds of one
+# proxy and nginx for the throughput-per-core comparison; with BENCH_MAX=1).
 # The budgets section at the end compares the figures to the proxy budgets.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -65,6 +67,29 @@ start_proxy() { # name config out in admin [inbound-fallback-port] [more flags..
   wait_port "$5"
 }
 
+start_nginx() { # sets NGINX_WORKER
+  mkdir -p "$OUT/nginx"
+  cat > "$OUT/nginx/nginx.conf" <<CONF
+worker_processes 1;
+pid $PWD/$OUT/nginx/nginx.pid;
+error_log $PWD/$OUT/nginx/error.log;
+daemon off;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $PWD/$OUT/nginx; proxy_temp_path $PWD/$OUT/nginx;
+  fastcgi_temp_path $PWD/$OUT/nginx; uwsgi_temp_path $PWD/$OUT/nginx; scgi_temp_path $PWD/$OUT/nginx;
+  upstream app { server $UPSTREAM; keepalive 32; }
+  server { listen 127.0.0.1:18380; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+CONF
+  nginx -c "$PWD/$OUT/nginx/nginx.conf" &
+  PIDS+=($!)
+  wait_port 127.0.0.1:18380
+  NGINX_WORKER=$(pgrep -P "${PIDS[0]}" | head -n1 || true)
+  NGINX_WORKER=${NGINX_WORKER:-${PIDS[0]}}
+}
+
 "$BIN/meshlet-loadgen" serve --addr "$UPSTREAM" &
 UPSTREAM_PID=$!
 wait_port "$UPSTREAM"
@@ -106,33 +131,36 @@ for rate in "${rates[@]}"; do
   cleanup
 
   if command -v nginx >/dev/null; then
-    mkdir -p "$OUT/nginx"
-    cat > "$OUT/nginx/nginx.conf" <<CONF
-worker_processes 1;
-pid $PWD/$OUT/nginx/nginx.pid;
-error_log $PWD/$OUT/nginx/error.log;
-daemon off;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $PWD/$OUT/nginx; proxy_temp_path $PWD/$OUT/nginx;
-  fastcgi_temp_path $PWD/$OUT/nginx; uwsgi_temp_path $PWD/$OUT/nginx; scgi_temp_path $PWD/$OUT/nginx;
-  upstream app { server $UPSTREAM; keepalive 32; }
-  server { listen 127.0.0.1:18380; location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-}
-CONF
-    nginx -c "$PWD/$OUT/nginx/nginx.conf" &
-    PIDS+=($!)
-    wait_port 127.0.0.1:18380
+    start_nginx
     # The worker process does the proxying.
-    worker=$(pgrep -P "${PIDS[0]}" | head -n1 || true)
-    run nginx "$rate" 127.0.0.1:18380 ${worker:-${PIDS[0]}}
+    run nginx "$rate" 127.0.0.1:18380 "$NGINX_WORKER"
     cleanup
   fi
 done
+
+# Throughput per core, proxy vs nginx: the machine's speed drifts by tens
+# of percent over a minute here, so one run of each, a minute apart, says
+# little. Short max-rate rounds alternate between the two instead, and the
+# report compares their totals (requests per CPU second).
+PER_CORE=()
+if [ "$MAX" = 1 ] && command -v nginx >/dev/null; then
+  ROUNDS=${BENCH_PER_CORE_ROUNDS:-8}
+  : > "$OUT/per-core.jsonl"
+  for _ in $(seq 1 "$ROUNDS"); do
+    start_proxy one "$OUT/one-proxy.json" 127.0.0.1:18140 127.0.0.1:18143 127.0.0.1:18191
+    "$BIN/meshlet-loadgen" load --scenario one-proxy --rate 0 --duration 5 --connections "$CONNS" \
+      --target 127.0.0.1:18140 --pids "${PIDS[0]}" >> "$OUT/per-core.jsonl"
+    cleanup
+    start_nginx
+    "$BIN/meshlet-loadgen" load --scenario nginx --rate 0 --duration 5 --connections "$CONNS" \
+      --target 127.0.0.1:18380 --pids "$NGINX_WORKER" >> "$OUT/per-core.jsonl"
+    cleanup
+  done
+  PER_CORE=(--per-core "$OUT/per-core.jsonl")
+fi
 kill "$UPSTREAM_PID" 2>/dev/null || true
 
 echo
 echo "proxy idle: ${IDLE_KB}(RSS counts the static binary's resident pages, file-backed and shared by every proxy on a node; RssAnon is private memory)"
 "$BIN/meshlet-loadgen" report --input "$OUT/runs.jsonl" --output "$OUT/proxy.json" \
-  ${IDLE_RSS_KB:+--idle-rss-kb "$IDLE_RSS_KB"} ${BENCH_FAIL_ON_ERRORS:+--fail-on-errors}
+  ${IDLE_RSS_KB:+--idle-rss-kb "$IDLE_RSS_KB"} ${BENCH_FAIL_ON_ERRORS:+--fail-on-errors} "${PER_CORE[@]}"
