@@ -92,8 +92,11 @@ impl Forward<'_> {
                 Box::pin(ep.pool.connect_h1(self.connector, true))
                     .await
                     .map(Conn::H1)
+            } else if let Some(conn) = ep.pool.ready_now(self.version) {
+                Ok(conn)
             } else {
-                ep.pool.checkout(self.version, self.connector).await
+                // Waiting for or dialing a connection: boxed, as above.
+                Box::pin(ep.pool.checkout(self.version, self.connector)).await
             };
             let conn = match conn {
                 Ok(c) => c,

@@ -8,7 +8,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -132,11 +131,11 @@ impl RequestMetrics {
 /// [`RequestMetrics`] by a key that stands for their labels (e.g. indices
 /// into a compiled config), resolved on first use.
 #[derive(Debug)]
-pub struct RequestMetricsCache<K>(Mutex<HashMap<K, Arc<RequestMetrics>>>);
+pub struct RequestMetricsCache<K>(Mutex<foldhash::HashMap<K, Arc<RequestMetrics>>>);
 
 impl<K> Default for RequestMetricsCache<K> {
     fn default() -> Self {
-        Self(Mutex::new(HashMap::new()))
+        Self(Mutex::new(foldhash::HashMap::default()))
     }
 }
 

@@ -110,9 +110,9 @@ pub type RequestMetricsKey = (usize, Option<usize>, Target, bool);
 #[derive(Debug, Default)]
 pub struct Table {
     services: Vec<ServiceEntry>,
-    by_addr: HashMap<SocketAddr, Target>,
-    by_authority: HashMap<String, Target>,
-    identities: HashMap<SocketAddr, SpiffeId>,
+    by_addr: foldhash::HashMap<SocketAddr, Target>,
+    by_authority: foldhash::HashMap<String, Target>,
+    identities: foldhash::HashMap<SocketAddr, SpiffeId>,
     /// Request metric series of this config's routes and backends.
     pub request_metrics: RequestMetricsCache<RequestMetricsKey>,
 }
