@@ -108,6 +108,14 @@ struct RunResult {
     proxy_rss_anon_kb: u64,
 }
 
+impl RunResult {
+    /// Requests per second of proxy CPU (one core fully busy = 100 %);
+    /// `None` without a CPU figure.
+    fn rps_per_core(&self) -> Option<f64> {
+        (self.proxy_cpu_percent > 0.0).then(|| self.achieved_rps / (self.proxy_cpu_percent / 100.0))
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Command::Serve { addr } => tokio::runtime::Builder::new_multi_thread()
@@ -460,12 +468,7 @@ fn report(input: &std::path::Path, output: &std::path::Path) -> anyhow::Result<V
             }
             _ => (f64::NAN, f64::NAN),
         };
-        // Requests per second of proxy CPU (one core fully busy = 100 %).
-        let rps_per_core = if r.proxy_cpu_percent > 0.0 {
-            r.achieved_rps / (r.proxy_cpu_percent / 100.0)
-        } else {
-            f64::NAN
-        };
+        let rps_per_core = r.rps_per_core().unwrap_or(f64::NAN);
         let rate = if r.rate_rps == 0 {
             "max".to_string()
         } else {
@@ -545,7 +548,6 @@ fn budgets(runs: &[RunResult], idle_rss_kb: Option<u64>, per_core_rounds: Option
             format!("errors at 5,000 rps, {}: {}", r.scenario, r.errors),
         );
     }
-    let per_core = |r: &RunResult| r.achieved_rps / (r.proxy_cpu_percent / 100.0);
     if let Some(rounds) = per_core_rounds {
         match per_core_vs_nginx(rounds) {
             Some(c) => line(
@@ -558,14 +560,12 @@ fn budgets(runs: &[RunResult], idle_rss_kb: Option<u64>, per_core_rounds: Option
             None => line(false, "max throughput per core vs nginx: no complete rounds".into()),
         }
     } else if let (Some(p), Some(n)) = (find("one-proxy", 0), find("nginx", 0)) {
-        if p.proxy_cpu_percent > 0.0 && n.proxy_cpu_percent > 0.0 {
-            let ratio = per_core(p) / per_core(n);
+        if let (Some(p), Some(n)) = (p.rps_per_core(), n.rps_per_core()) {
             line(
-                ratio >= 1.0,
+                p >= n,
                 format!(
-                    "max throughput per core vs nginx: x{ratio:.2} ({:.0} vs {:.0} rps/core)",
-                    per_core(p),
-                    per_core(n)
+                    "max throughput per core vs nginx: x{:.2} ({p:.0} vs {n:.0} rps/core)",
+                    p / n
                 ),
             );
         }
@@ -603,8 +603,11 @@ fn per_core_vs_nginx(rounds: &[RunResult]) -> Option<PerCore> {
         rs[..pairs].iter().map(|r| r.achieved_rps).sum::<f64>()
             / (rs[..pairs].iter().map(|r| r.proxy_cpu_percent).sum::<f64>() / 100.0)
     };
-    let one = |r: &RunResult| r.achieved_rps / (r.proxy_cpu_percent / 100.0);
-    let mut ratios: Vec<f64> = p.iter().zip(&n).map(|(p, n)| one(p) / one(n)).collect();
+    let mut ratios: Vec<f64> = p
+        .iter()
+        .zip(&n)
+        .filter_map(|(p, n)| Some(p.rps_per_core()? / n.rps_per_core()?))
+        .collect();
     ratios.sort_by(f64::total_cmp);
     let (proxy, nginx) = (total(&p), total(&n));
     Some(PerCore {

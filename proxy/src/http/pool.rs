@@ -25,6 +25,11 @@ const MAX_IDLE_H1: usize = 16;
 /// rarely sends on a connection the server is closing.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
+/// Whether a connection idle since `since` may still be reused at `now`.
+fn reusable(since: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(since) < IDLE_TIMEOUT
+}
+
 /// Connections to one endpoint.
 pub struct ConnPool {
     addr: SocketAddr,
@@ -71,7 +76,7 @@ impl ConnPool {
             Version::Http1 => {
                 let mut idle = self.idle_h1.lock().unwrap_or_else(|e| e.into_inner());
                 let (since, s) = idle.last()?;
-                if since.elapsed() < IDLE_TIMEOUT && s.is_ready() {
+                if reusable(*since, Instant::now()) && s.is_ready() {
                     idle.pop().map(|(_, s)| Conn::H1(s))
                 } else {
                     None
@@ -95,13 +100,13 @@ impl ConnPool {
                     let Some((since, mut s)) = idle else { break };
                     // A connection comes back when its response body ended;
                     // the dispatcher may need a moment to become ready.
-                    if since.elapsed() < IDLE_TIMEOUT && !s.is_closed() && s.ready().await.is_ok() {
+                    if reusable(since, Instant::now()) && !s.is_closed() && s.ready().await.is_ok()
+                    {
                         return Ok(Conn::H1(s));
                     }
                 }
-                // New connections are rare next to requests and their
-                // futures large: boxed, so every request's future (moved
-                // by value per request) stays small.
+                // Rare and large, like every dial here: boxed (see
+                // `Forward::send`).
                 Ok(Conn::H1(Box::pin(self.connect_h1(connector, false)).await?))
             }
             Version::Http2 => {
@@ -212,9 +217,7 @@ impl ConnPool {
             }
         }
     }
-}
 
-impl ConnPool {
     /// Sends on a new HTTP/1 connection a request a pooled one handed back
     /// unsent.
     async fn resend_h1(
@@ -283,9 +286,9 @@ impl ReturnToPool {
             // there anything to drop.
             if idle
                 .first()
-                .is_some_and(|(since, _)| now.saturating_duration_since(*since) >= IDLE_TIMEOUT)
+                .is_some_and(|(since, _)| !reusable(*since, now))
             {
-                idle.retain(|(since, _)| now.saturating_duration_since(*since) < IDLE_TIMEOUT);
+                idle.retain(|(since, _)| reusable(*since, now));
             }
             if idle.len() < MAX_IDLE_H1 && !s.is_closed() {
                 idle.push((now, s));

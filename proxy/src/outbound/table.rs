@@ -128,7 +128,8 @@ fn compile_matches(
 }
 
 /// Normalises an authority to `host:port` in lower case (port 80 when
-/// missing). Borrows when it already is (the common case per request).
+/// missing), borrowing when it already is. Used when a config is compiled;
+/// [`Table::by_authority`] looks up per request without it.
 pub fn normalize_authority(a: &str) -> Cow<'_, str> {
     let a = a.trim();
     let has_port = match a.rfind(':') {
