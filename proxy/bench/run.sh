@@ -34,28 +34,15 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; PIDS=(); }
 trap 'cleanup; [ -n "${UPSTREAM_PID:-}" ] && kill "$UPSTREAM_PID" 2>/dev/null || true' EXIT
 
-wait_port() { for _ in $(seq 1 100); do (exec 3<>/dev/tcp/${1%:*}/${1#*:}) 2>/dev/null && return 0; sleep 0.05; done; echo "nothing listens on $1" >&2; exit 1; }
-
-# The service the client calls, with one endpoint (extra endpoint fields in $3).
-write_config() { # file endpoint [endpoint-fields]
-  cat > "$1" <<JSON
-{"outbound":{"services":[{"name":"web","namespace":"bench","clusterIps":["10.96.0.1"],
- "authorities":["web.bench.svc.cluster.local:80"],
- "ports":[{"port":80,"endpoints":[{"addr":"$2"${3:+,$3}}]}]}]}}
-JSON
-}
-write_config "$OUT/one-proxy.json" "$UPSTREAM"
-write_config "$OUT/two-proxies-plaintext.json" "127.0.0.1:18243"
-write_config "$OUT/two-proxies-mtls.json" "127.0.0.1:18243" \
-  '"meshed":true,"identity":"spiffe://cluster.local/ns/bench/sa/server"'
+source proxy/bench/harness.sh
+bench_config "$UPSTREAM" > "$OUT/one-proxy.json"
+bench_config 127.0.0.1:18243 > "$OUT/two-proxies-plaintext.json"
+bench_config 127.0.0.1:18243 "$MESHED_SERVER" > "$OUT/two-proxies-mtls.json"
 # The server proxy admits every client (no TrafficTargets here), so the two
 # two-proxy scenarios differ only by TLS.
 echo '{"inbound":{"permissive":true}}' > "$OUT/server.json"
 # Mesh certificates as the operator's CA would issue them.
 "$BIN/meshlet-loadgen" certs --out "$OUT/certs"
-tls_args() { # client|server
-  echo --identity-cert "$OUT/certs/$1.pem" --identity-key "$OUT/certs/$1.key" --trust-anchors "$OUT/certs/ca.pem"
-}
 
 start_proxy() { # name config out in admin [inbound-fallback-port] [more flags...]
   local extra=()
@@ -124,9 +111,9 @@ for rate in "${rates[@]}"; do
   cleanup
 
   # shellcheck disable=SC2046 # tls_args yields separate flags
-  start_proxy server "$OUT/server.json" 127.0.0.1:18240 127.0.0.1:18243 127.0.0.1:18291 18080 $(tls_args server)
+  start_proxy server "$OUT/server.json" 127.0.0.1:18240 127.0.0.1:18243 127.0.0.1:18291 18080 $(tls_args "$OUT/certs" server)
   # shellcheck disable=SC2046
-  start_proxy client "$OUT/two-proxies-mtls.json" 127.0.0.1:18140 127.0.0.1:18143 127.0.0.1:18191 "" $(tls_args client)
+  start_proxy client "$OUT/two-proxies-mtls.json" 127.0.0.1:18140 127.0.0.1:18143 127.0.0.1:18191 "" $(tls_args "$OUT/certs" client)
   run two-proxies-mtls "$rate" 127.0.0.1:18140 "${PIDS[@]}"
   cleanup
 

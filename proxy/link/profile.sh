@@ -24,14 +24,9 @@ BIN=$STATIC_BIN_DIR
 W=$(mktemp -d)
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"' EXIT
-wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/${1%:*}/${1#*:}) 2>/dev/null && return 0; sleep 0.1; done; fail "nothing listens on $1"; }
-svc() { # endpoint [extra endpoint fields]
-  echo '{"inbound":{"permissive":true},"outbound":{"services":[{"name":"web","namespace":"bench","clusterIps":["10.96.0.1"],"authorities":["web.bench.svc.cluster.local:80"],"ports":[{"port":80,"endpoints":[{"addr":"'"$1"'"'"${2:+,$2}"'}]}]}]}}'
-}
+source proxy/bench/harness.sh
 "$BIN/meshlet-loadgen" serve --addr 127.0.0.1:18080 & PIDS+=($!)
 "$BIN/meshlet-loadgen" certs --out "$W/certs" >/dev/null
-tls() { echo --identity-cert "$W/certs/$1.pem" --identity-key "$W/certs/$1.key" --trust-anchors "$W/certs/ca.pem"; }
-MESHED='"meshed":true,"identity":"spiffe://cluster.local/ns/bench/sa/server"'
 load() { "$BIN/meshlet-loadgen" load --scenario profile --rate 100 --duration 3 --connections 4 --target "$1" >/dev/null; }
 # proxy NAME CONFIG OUT IN ADMIN [flags]: the symbol-carrying copy under
 # callgrind, or with NAME=plain the shipped binary. A profiled proxy's
@@ -45,7 +40,7 @@ proxy() {
   MESHLET_LOG=warn "${cmd[@]}" run --config "$cfg" --outbound-addr "$o" --inbound-addr "$i" --admin-addr "$a" \
     --inbound-fallback-port 18080 "$@" >"$W/$name.log" 2>&1 & PIDS+=($!)
   PROFILED+=("$profiled")
-  wait_port "$a"
+  wait_port "$a" 20 # valgrind starts slowly
   if [ -n "${PROFILED[-1]}" ]; then callgrind_control -d "${PIDS[-1]}" >/dev/null 2>&1; fi
 }
 stop() {
@@ -57,12 +52,12 @@ stop() {
 admin() { for path in /ready /live /metrics /config; do curl -s -o /dev/null "$1$path"; done; }
 
 log "start: plaintext, then with an mTLS identity"
-svc 127.0.0.1:18080 > "$W/plain.json"
+bench_config 127.0.0.1:18080 > "$W/plain.json"
 proxy start-plain "$W/plain.json" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191
 stop
 echo '{"inbound":{"permissive":true}}' > "$W/server.json"
-# shellcheck disable=SC2046 # tls yields separate flags
-proxy start-tls "$W/server.json" 127.0.0.1:19240 127.0.0.1:19243 127.0.0.1:19291 $(tls server)
+# shellcheck disable=SC2046 # tls_args yields separate flags
+proxy start-tls "$W/server.json" 127.0.0.1:19240 127.0.0.1:19243 127.0.0.1:19291 $(tls_args "$W/certs" server)
 stop
 
 log "idle: probes, scrapes and /config"
@@ -78,17 +73,17 @@ curl -s -o /dev/null --http2-prior-knowledge -H "host: web.bench.svc.cluster.loc
 stop
 
 log "traffic: mTLS, the profiled proxy as the server side, then as the client side"
-svc 127.0.0.1:19243 "$MESHED" > "$W/client.json"
+bench_config 127.0.0.1:19243 "$MESHED_SERVER" > "$W/client.json"
 # shellcheck disable=SC2046
-proxy traffic-server "$W/server.json" 127.0.0.1:19240 127.0.0.1:19243 127.0.0.1:19291 $(tls server)
+proxy traffic-server "$W/server.json" 127.0.0.1:19240 127.0.0.1:19243 127.0.0.1:19291 $(tls_args "$W/certs" server)
 # shellcheck disable=SC2046
-proxy plain "$W/client.json" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191 $(tls client)
+proxy plain "$W/client.json" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191 $(tls_args "$W/certs" client)
 load 127.0.0.1:19140
 stop; stop
 # shellcheck disable=SC2046
-proxy plain "$W/server.json" 127.0.0.1:19240 127.0.0.1:19243 127.0.0.1:19291 $(tls server)
+proxy plain "$W/server.json" 127.0.0.1:19240 127.0.0.1:19243 127.0.0.1:19291 $(tls_args "$W/certs" server)
 # shellcheck disable=SC2046
-proxy traffic-client "$W/client.json" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191 $(tls client)
+proxy traffic-client "$W/client.json" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191 $(tls_args "$W/certs" client)
 load 127.0.0.1:19140
 stop; stop
 
