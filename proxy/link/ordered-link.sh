@@ -18,15 +18,24 @@
 # applied by glibc ≥ 2.36's static-pie start-up): a position-independent
 # binary keeps ASLR, but its ~20,000 relative relocations take 5 KB instead
 # of 460 KB, all of which start-up reads and so keeps resident.
+#
+# Only static links get any of this. The host is the same triple, so cargo
+# also links build scripts and proc-macros with this linker: those are
+# dynamic, and glibc refuses a dynamic object with DT_RELR unless it also
+# carries the GLIBC_ABI_DT_RELR version dependency ("DT_RELR without
+# GLIBC_ABI_DT_RELR dependency"), so they are linked exactly as by default.
 set -euo pipefail
 lld=(-fuse-ld=lld -Wl,--pack-dyn-relocs=relr)
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out=""
 prev=""
+static=0
 for a in "$@"; do
   [ "$prev" = "-o" ] && out="$a"
+  case "$a" in -static-pie|-static) static=1 ;; esac
   prev="$a"
 done
+[ "$static" = 1 ] || exec cc "$@"
 case "$(basename "$out")" in
   meshlet_proxy-*|meshlet-proxy) ;;
   *) exec cc "${lld[@]}" "$@" ;;
