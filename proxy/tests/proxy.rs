@@ -2,7 +2,12 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::*;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
 use meshlet_crds::contract::config::*;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -121,6 +126,53 @@ async fn requests_survive_upstreams_closing_keep_alive_connections() {
             "request {i}"
         );
     }
+}
+
+/// Bodies that take many reads each way, and a response trickled out with
+/// pauses, flow through pooled HTTP/1 upstream connections, which are
+/// reused after each.
+#[tokio::test]
+async fn large_and_trickled_http1_bodies_flow_on_pooled_connections() {
+    let up = Upstream::start("a").await;
+    let proxy = start_proxy(
+        config(vec![service("web", "10.96.0.1", &[up.addr])]),
+        None,
+        None,
+    )
+    .await;
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let run = async {
+        for i in 0..5u8 {
+            let sent: Vec<u8> = (0..1024 * 1024).map(|n| (n % 251) as u8 ^ i).collect();
+            let req = Request::post(format!("http://{}/echo", proxy.outbound_addr))
+                .header("host", HOST)
+                .body(Full::new(Bytes::from(sent.clone())))
+                .unwrap();
+            let rsp = client.request(req).await.unwrap();
+            assert_eq!(rsp.status(), 200, "echo {i}");
+            let got = rsp.into_body().collect().await.unwrap().to_bytes();
+            assert!(
+                got == sent,
+                "echo {i}: {} bytes back of {}",
+                got.len(),
+                sent.len()
+            );
+        }
+        for i in 0..3 {
+            let (status, body) = get(&h1_client(), proxy.outbound_addr, HOST, "/drip/5").await;
+            assert_eq!(status, 200, "drip {i}");
+            assert_eq!(body.len(), 5 * DRIP_CHUNK, "drip {i}");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("bodies stalled");
+    let conns = up.conns.load(Ordering::Relaxed);
+    assert!(
+        conns <= 2,
+        "{conns} upstream connections for 8 sequential requests"
+    );
 }
 
 #[tokio::test]

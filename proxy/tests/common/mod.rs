@@ -22,6 +22,9 @@ use tokio::net::TcpListener;
 
 pub type TestBody = BoxBody<Bytes, Infallible>;
 
+/// The size of each chunk `/drip/N` sends.
+pub const DRIP_CHUNK: usize = 16 * 1024;
+
 fn full(s: impl Into<Bytes>) -> TestBody {
     Full::new(s.into()).boxed()
 }
@@ -125,6 +128,24 @@ async fn handle(
             .body(full(""))
             .unwrap();
         return Ok(r);
+    }
+    if let Some(n) = path.strip_prefix("/drip/") {
+        // `n` chunks of DRIP_CHUNK bytes, 20 ms apart: a response that
+        // arrives over many reads and pauses.
+        let n: usize = n.parse().unwrap_or(1);
+        let chunks = futures_util::stream::unfold(0, move |i| async move {
+            if i == n {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Some((
+                Ok(Frame::data(Bytes::from(vec![b'0' + i as u8; DRIP_CHUNK]))),
+                i + 1,
+            ))
+        });
+        return Ok(Response::new(
+            http_body_util::StreamBody::new(chunks).boxed(),
+        ));
     }
     if path == "/echo" {
         let body = req
