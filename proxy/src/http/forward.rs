@@ -13,6 +13,7 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use meshlet_crds::contract::config::{OutlierPolicy, RetryPolicy};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -67,86 +68,98 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     }
 }
 
-impl Forward<'_> {
+impl<'a> Forward<'a> {
     /// Sends `req` and returns the response headers.
-    pub async fn send(&self, mut req: Request<Incoming>) -> Result<Response<Body>, ProxyError> {
-        let upgrade = self.version == Version::Http1 && upgrade::is_upgrade(&req);
-        if self.version == Version::Http1 && !upgrade {
-            strip_hop_by_hop(req.headers_mut());
-        }
-        let max_attempts = self.retry.map_or(1, |(p, b)| {
-            b.deposit();
-            p.max_attempts.max(1)
-        });
-        let mut tried: Vec<SocketAddr> = Vec::new();
-        let mut last_error = None;
-        loop {
-            let Some(w) = pick(self.endpoints, &tried) else {
-                return Err(last_error
-                    .unwrap_or_else(|| ProxyError::NoEndpoints(self.destination.to_string())));
-            };
-            let ep = &w.endpoint;
-            // Upgrades are rare and their futures large: boxed, so that every
-            // request's future (moved by value per request) stays small.
-            let conn = if upgrade {
-                Box::pin(ep.pool.connect_h1(self.connector, true))
-                    .await
-                    .map(Conn::H1)
-            } else if let Some(conn) = ep.pool.ready_now(self.version) {
-                Ok(conn)
-            } else {
-                // Waiting for or dialing a connection: boxed, as above.
-                Box::pin(ep.pool.checkout(self.version, self.connector)).await
-            };
-            let conn = match conn {
-                Ok(c) => c,
-                Err(source) => {
-                    tracing::debug!(endpoint = %ep.addr, error = %source, "connect failed");
-                    ep.record_failure(self.outlier);
-                    tried.push(ep.addr);
-                    last_error = Some(ProxyError::Connect {
-                        addr: ep.addr,
-                        source,
-                    });
-                    let may_retry = (tried.len() as u32) < max_attempts
-                        && self.retry.is_some_and(|(_, b)| b.withdraw());
-                    if may_retry {
-                        continue;
-                    }
-                    return Err(last_error.expect("set above"));
-                }
-            };
-            let _in_flight = ep.start_request();
-            let start = Instant::now();
-            let result = if upgrade {
-                let Conn::H1(sender) = conn else {
-                    unreachable!("upgrades use HTTP/1")
+    ///
+    /// Not an `async fn`, which would keep `req` twice (see
+    /// `ConnPool::send_h1`).
+    #[allow(clippy::manual_async_fn)] // see above
+    pub fn send(
+        &self,
+        mut req: Request<Incoming>,
+    ) -> impl Future<Output = Result<Response<Body>, ProxyError>> + use<'_, 'a> {
+        async move {
+            let upgrade = self.version == Version::Http1 && upgrade::is_upgrade(&req);
+            if self.version == Version::Http1 && !upgrade {
+                strip_hop_by_hop(req.headers_mut());
+            }
+            let max_attempts = self.retry.map_or(1, |(p, b)| {
+                b.deposit();
+                p.max_attempts.max(1)
+            });
+            let mut tried: Vec<SocketAddr> = Vec::new();
+            let mut last_error = None;
+            loop {
+                let Some(w) = pick(self.endpoints, &tried) else {
+                    return Err(last_error
+                        .unwrap_or_else(|| ProxyError::NoEndpoints(self.destination.to_string())));
                 };
-                Box::pin(send_upgrade(sender, req)).await
-            } else {
-                ep.pool.send(conn, req, self.connector).await
-            };
-            return match result {
-                Ok(rsp) => {
-                    ep.observe_latency(start.elapsed());
-                    if rsp.status().is_server_error() {
+                let ep = &w.endpoint;
+                // Upgrades are rare and their futures large: boxed, so that every
+                // request's future (moved by value per request) stays small.
+                let conn = if upgrade {
+                    Box::pin(ep.pool.connect_h1(self.connector, true))
+                        .await
+                        .map(Conn::H1)
+                } else if let Some(conn) = ep.pool.ready_now(self.version) {
+                    Ok(conn)
+                } else {
+                    // Waiting for or dialing a connection: boxed, as above.
+                    Box::pin(ep.pool.checkout(self.version, self.connector)).await
+                };
+                let conn = match conn {
+                    Ok(c) => c,
+                    Err(source) => {
+                        tracing::debug!(endpoint = %ep.addr, error = %source, "connect failed");
                         ep.record_failure(self.outlier);
-                    } else {
-                        ep.record_success();
-                    }
-                    Ok(rsp)
-                }
-                Err(e) => {
-                    ep.record_failure(self.outlier);
-                    Err(match e {
-                        SendError::Connect(source) => ProxyError::Connect {
+                        tried.push(ep.addr);
+                        last_error = Some(ProxyError::Connect {
                             addr: ep.addr,
                             source,
-                        },
-                        SendError::Http(e) => ProxyError::Upstream(e),
-                    })
-                }
-            };
+                        });
+                        let may_retry = (tried.len() as u32) < max_attempts
+                            && self.retry.is_some_and(|(_, b)| b.withdraw());
+                        if may_retry {
+                            continue;
+                        }
+                        return Err(last_error.expect("set above"));
+                    }
+                };
+                let _in_flight = ep.start_request();
+                let start = Instant::now();
+                let result = if upgrade {
+                    let Conn::H1(sender) = conn else {
+                        unreachable!("upgrades use HTTP/1")
+                    };
+                    Box::pin(send_upgrade(sender, req)).await
+                } else {
+                    match conn {
+                        Conn::H1(s) => ep.pool.send_h1(s, req, self.connector).await,
+                        Conn::H2(s) => ep.pool.send_h2(s, req, self.connector).await,
+                    }
+                };
+                return match result {
+                    Ok(rsp) => {
+                        ep.observe_latency(start.elapsed());
+                        if rsp.status().is_server_error() {
+                            ep.record_failure(self.outlier);
+                        } else {
+                            ep.record_success();
+                        }
+                        Ok(rsp)
+                    }
+                    Err(e) => {
+                        ep.record_failure(self.outlier);
+                        Err(match e {
+                            SendError::Connect(source) => ProxyError::Connect {
+                                addr: ep.addr,
+                                source,
+                            },
+                            SendError::Http(e) => ProxyError::Upstream(e),
+                        })
+                    }
+                };
+            }
         }
     }
 }

@@ -8,8 +8,9 @@ use bytes::Bytes;
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::{http1, http2, TrySendError};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -164,57 +165,95 @@ impl ConnPool {
         Ok(sender)
     }
 
-    /// Sends `req`; an HTTP/1 connection returns to the pool once the
-    /// response body has been read to its end.
+    /// Sends `req` on an HTTP/1 connection, which returns to the pool once
+    /// the response body has been read to its end.
     ///
-    /// A pooled HTTP/1 connection may turn out to be closing (the server's
+    /// A pooled connection may turn out to be closing (the server's
     /// keep-alive timeout raced us); hyper then hands the request back
     /// unsent and it goes once more on a fresh connection.
-    pub async fn send(
-        &self,
-        conn: Conn,
+    ///
+    /// One function per version, and not `async fn`s (which keep their
+    /// arguments twice: as passed, and moved into locals on the first
+    /// poll): a future is as large as its largest state, and every
+    /// request's future is moved by value.
+    #[allow(clippy::manual_async_fn)] // see above
+    pub fn send_h1<'a>(
+        &'a self,
+        mut s: http1::SendRequest<Incoming>,
         req: http::Request<Incoming>,
+        connector: &'a dyn Connector,
+    ) -> impl Future<Output = Result<http::Response<Body>, SendError>> + 'a {
+        async move {
+            let rsp = match s.try_send_request(req).await {
+                Ok(rsp) => rsp,
+                // Rare, and what it holds is large: boxed, so that every
+                // request's future stays small.
+                Err(e) => {
+                    let (fresh, rsp) = Box::pin(self.recover_h1(e, connector)).await?;
+                    s = fresh;
+                    rsp
+                }
+            };
+            let idle = self.idle_h1.clone();
+            Ok(rsp.map(|b| {
+                let mut body = ReturnToPool {
+                    inner: b,
+                    conn: Some((s, idle)),
+                };
+                if body.inner.is_end_stream() {
+                    body.give_back();
+                }
+                body.boxed_unsync()
+            }))
+        }
+    }
+
+    /// Sends `req` on the shared HTTP/2 connection; if it went away (GOAWAY,
+    /// reset) before the request was sent, on a new one.
+    #[allow(clippy::manual_async_fn)] // see `send_h1`
+    pub fn send_h2<'a>(
+        &'a self,
+        mut s: http2::SendRequest<Incoming>,
+        req: http::Request<Incoming>,
+        connector: &'a dyn Connector,
+    ) -> impl Future<Output = Result<http::Response<Body>, SendError>> + 'a {
+        async move {
+            s.ready().await.map_err(SendError::Http)?;
+            let rsp = match s.try_send_request(req).await {
+                Ok(rsp) => rsp,
+                // Rare: boxed, as above.
+                Err(e) => Box::pin(self.recover_h2(e, connector)).await?,
+            };
+            Ok(rsp.map(|b| b.boxed_unsync()))
+        }
+    }
+
+    /// After a pooled HTTP/1 connection failed a request: if the request
+    /// went unsent (the connection was closing), sends it on a new one.
+    async fn recover_h1(
+        &self,
+        mut e: TrySendError<http::Request<Incoming>>,
         connector: &dyn Connector,
-    ) -> Result<http::Response<Body>, SendError> {
-        match conn {
-            Conn::H1(mut s) => {
-                let rsp = match s.try_send_request(req).await {
-                    Ok(rsp) => rsp,
-                    Err(mut e) => match e.take_message() {
-                        Some(req) => {
-                            tracing::debug!(endpoint = %self.addr, "pooled connection closed; resending on a new one");
-                            let (fresh, rsp) = Box::pin(self.resend_h1(req, connector)).await?;
-                            s = fresh;
-                            rsp
-                        }
-                        None => return Err(SendError::Http(e.into_error())),
-                    },
-                };
-                let idle = self.idle_h1.clone();
-                Ok(rsp.map(|b| {
-                    let mut body = ReturnToPool {
-                        inner: b,
-                        conn: Some((s, idle)),
-                    };
-                    if body.inner.is_end_stream() {
-                        body.give_back();
-                    }
-                    body.boxed_unsync()
-                }))
+    ) -> Result<(http1::SendRequest<Incoming>, http::Response<Incoming>), SendError> {
+        match e.take_message() {
+            Some(req) => {
+                tracing::debug!(endpoint = %self.addr, "pooled connection closed; resending on a new one");
+                self.resend_h1(req, connector).await
             }
-            Conn::H2(mut s) => {
-                s.ready().await.map_err(SendError::Http)?;
-                let rsp = match s.try_send_request(req).await {
-                    Ok(rsp) => rsp,
-                    // The shared connection went away (GOAWAY, reset) before
-                    // this request was sent: reconnect once and send it.
-                    Err(mut e) => match e.take_message() {
-                        Some(req) => Box::pin(self.resend_h2(req, connector)).await?,
-                        None => return Err(SendError::Http(e.into_error())),
-                    },
-                };
-                Ok(rsp.map(|b| b.boxed_unsync()))
-            }
+            None => Err(SendError::Http(e.into_error())),
+        }
+    }
+
+    /// After the shared HTTP/2 connection failed a request: if the request
+    /// went unsent (GOAWAY, reset), reconnects once and sends it.
+    async fn recover_h2(
+        &self,
+        mut e: TrySendError<http::Request<Incoming>>,
+        connector: &dyn Connector,
+    ) -> Result<http::Response<Incoming>, SendError> {
+        match e.take_message() {
+            Some(req) => self.resend_h2(req, connector).await,
+            None => Err(SendError::Http(e.into_error())),
         }
     }
 

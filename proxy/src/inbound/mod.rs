@@ -173,60 +173,65 @@ async fn forward_tcp(ctx: &Ctx, io: BoxedIo, app: SocketAddr, peer: &Peer) {
     crate::tcp::forward(ctx, io, &endpoints, &OutlierPolicy::default(), labels).await;
 }
 
-async fn handle(
+// Not an `async fn`, which would keep its arguments twice (see
+// `outbound::http::handle`).
+#[allow(clippy::manual_async_fn)] // see above
+fn handle(
     ctx: Arc<Ctx>,
     req: Request<Incoming>,
     version: Version,
     conn: Arc<InboundConn>,
-) -> Result<Response<Body>, Infallible> {
-    let (peer, app) = (&conn.peer, conn.app);
-    let start = Instant::now();
-    conn.metrics.request();
-    let view = RequestView {
-        method: req.method(),
-        path: req.uri().path(),
-        headers: req.headers(),
-    };
-    if let Decision::Deny(denial) = authz::decide(
-        &ctx.store.load().inbound,
-        peer,
-        app.port(),
-        Traffic::Http(&view),
-    ) {
-        let labels = conn.metrics.labels();
-        ctx.metrics.http_deny(&DenyLabels {
-            reason: denial.reason.as_str(),
-            tls: labels.tls,
-            peer_id: labels.peer_id.clone(),
+) -> impl std::future::Future<Output = Result<Response<Body>, Infallible>> {
+    async move {
+        let (peer, app) = (&conn.peer, conn.app);
+        let start = Instant::now();
+        conn.metrics.request();
+        let view = RequestView {
+            method: req.method(),
+            path: req.uri().path(),
+            headers: req.headers(),
+        };
+        if let Decision::Deny(denial) = authz::decide(
+            &ctx.store.load().inbound,
+            peer,
+            app.port(),
+            Traffic::Http(&view),
+        ) {
+            let labels = conn.metrics.labels();
+            ctx.metrics.http_deny(&DenyLabels {
+                reason: denial.reason.as_str(),
+                tls: labels.tls,
+                peer_id: labels.peer_id.clone(),
+            });
+            tracing::debug!(
+                reason = denial.reason.as_str(),
+                "inbound request denied: {}",
+                denial.message
+            );
+            let rsp = denial.http_response();
+            conn.metrics
+                .response(&ctx.metrics, rsp.status().as_u16(), start.elapsed());
+            return Ok(rsp);
+        }
+        let endpoints = [Weighted {
+            endpoint: ctx.local.get(app),
+            weight: 1,
+        }];
+        let outlier = OutlierPolicy::default();
+        let forward = Forward {
+            endpoints: &endpoints,
+            connector: ctx.connector.as_ref(),
+            version,
+            retry: None,
+            outlier: &outlier,
+            destination: &conn.app_name,
+        };
+        let rsp = forward.send(req).await.unwrap_or_else(|e: ProxyError| {
+            tracing::debug!(error = %e, "inbound request failed");
+            e.into_response()
         });
-        tracing::debug!(
-            reason = denial.reason.as_str(),
-            "inbound request denied: {}",
-            denial.message
-        );
-        let rsp = denial.http_response();
         conn.metrics
             .response(&ctx.metrics, rsp.status().as_u16(), start.elapsed());
-        return Ok(rsp);
+        Ok(rsp)
     }
-    let endpoints = [Weighted {
-        endpoint: ctx.local.get(app),
-        weight: 1,
-    }];
-    let outlier = OutlierPolicy::default();
-    let forward = Forward {
-        endpoints: &endpoints,
-        connector: ctx.connector.as_ref(),
-        version,
-        retry: None,
-        outlier: &outlier,
-        destination: &conn.app_name,
-    };
-    let rsp = forward.send(req).await.unwrap_or_else(|e: ProxyError| {
-        tracing::debug!(error = %e, "inbound request failed");
-        e.into_response()
-    });
-    conn.metrics
-        .response(&ctx.metrics, rsp.status().as_u16(), start.elapsed());
-    Ok(rsp)
 }

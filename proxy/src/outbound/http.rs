@@ -35,73 +35,80 @@ fn authority(req: &Request<Incoming>) -> Option<&str> {
     })
 }
 
-async fn handle(
+// Not an `async fn`: one of those keeps its arguments twice (as passed, and
+// moved into locals on the first poll), so its future is larger and every
+// request copies the request once more. An `async move` block uses them in
+// place.
+#[allow(clippy::manual_async_fn)] // see above
+fn handle(
     ctx: Arc<Ctx>,
     req: Request<Incoming>,
     version: Version,
     orig_dst: Option<SocketAddr>,
-) -> Result<Response<Body>, Infallible> {
-    let start = Instant::now();
-    let snap = ctx.store.load();
-    let table = &snap.outbound;
-    let target = orig_dst
-        .and_then(|d| table.by_addr(d))
-        .or_else(|| authority(&req).and_then(|a| table.by_authority(a)))
-        .or_else(|| {
-            ctx.settings
-                .outbound_fallback
-                .and_then(|d| table.by_addr(d))
-        });
+) -> impl std::future::Future<Output = Result<Response<Body>, Infallible>> {
+    async move {
+        let start = Instant::now();
+        let snap = ctx.store.load();
+        let table = &snap.outbound;
+        let target = orig_dst
+            .and_then(|d| table.by_addr(d))
+            .or_else(|| authority(&req).and_then(|a| table.by_authority(a)))
+            .or_else(|| {
+                ctx.settings
+                    .outbound_fallback
+                    .and_then(|d| table.by_addr(d))
+            });
 
-    let Some(root) = target else {
-        // Rare, and a large future: boxed, so every request's is smaller.
-        return Ok(Box::pin(passthrough(&ctx, req, version, orig_dst)).await);
-    };
-    let view = RequestView {
-        method: req.method(),
-        path: req.uri().path(),
-        headers: req.headers(),
-    };
-    let backend = table.choose_backend(root, Some(&view));
-    let route = table.route(root.service, &view);
-    let svc = table.service(backend.service);
-    let tls_on = ctx.tls.is_enabled();
-    let series = table.request_metrics.get(
-        &ctx.metrics,
-        (root.service, route.index, backend, tls_on),
-        || {
-            let (tls, peer_id) = super::tls_labels(tls_on, table, backend);
-            RequestLabels {
-                direction: names::DIRECTION_OUTBOUND,
-                dst_namespace: svc.namespace.clone(),
-                dst_service: svc.name.clone(),
-                route: route.name.to_string(),
-                tls,
-                peer_id,
-            }
-        },
-    );
-    series.request();
-    let forward = Forward {
-        endpoints: table.endpoints(backend),
-        connector: ctx.connector.as_ref(),
-        version,
-        retry: route.retry,
-        outlier: &svc.outlier,
-        destination: &svc.name,
-    };
-    let result = match route.timeout {
-        Some(t) => tokio::time::timeout(t, forward.send(req))
-            .await
-            .unwrap_or(Err(ProxyError::Timeout(t.as_millis() as u64))),
-        None => forward.send(req).await,
-    };
-    let rsp = result.unwrap_or_else(|e| {
-        tracing::debug!(error = %e, service = %svc.name, "outbound request failed");
-        e.into_response()
-    });
-    series.response(&ctx.metrics, rsp.status().as_u16(), start.elapsed());
-    Ok(rsp)
+        let Some(root) = target else {
+            // Rare, and a large future: boxed, so every request's is smaller.
+            return Ok(Box::pin(passthrough(&ctx, req, version, orig_dst)).await);
+        };
+        let view = RequestView {
+            method: req.method(),
+            path: req.uri().path(),
+            headers: req.headers(),
+        };
+        let backend = table.choose_backend(root, Some(&view));
+        let route = table.route(root.service, &view);
+        let svc = table.service(backend.service);
+        let tls_on = ctx.tls.is_enabled();
+        let series = table.request_metrics.get(
+            &ctx.metrics,
+            (root.service, route.index, backend, tls_on),
+            || {
+                let (tls, peer_id) = super::tls_labels(tls_on, table, backend);
+                RequestLabels {
+                    direction: names::DIRECTION_OUTBOUND,
+                    dst_namespace: svc.namespace.clone(),
+                    dst_service: svc.name.clone(),
+                    route: route.name.to_string(),
+                    tls,
+                    peer_id,
+                }
+            },
+        );
+        series.request();
+        let forward = Forward {
+            endpoints: table.endpoints(backend),
+            connector: ctx.connector.as_ref(),
+            version,
+            retry: route.retry,
+            outlier: &svc.outlier,
+            destination: &svc.name,
+        };
+        let result = match route.timeout {
+            Some(t) => tokio::time::timeout(t, forward.send(req))
+                .await
+                .unwrap_or(Err(ProxyError::Timeout(t.as_millis() as u64))),
+            None => forward.send(req).await,
+        };
+        let rsp = result.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, service = %svc.name, "outbound request failed");
+            e.into_response()
+        });
+        series.response(&ctx.metrics, rsp.status().as_u16(), start.elapsed());
+        Ok(rsp)
+    }
 }
 
 /// A destination that is not a mesh service: forward to the original
