@@ -48,7 +48,9 @@ start_proxy() { # name config out in admin [inbound-fallback-port] [more flags..
   local extra=()
   [ -n "${6:-}" ] && extra=(--inbound-fallback-port "$6")
   extra+=("${@:7}")
-  MESHLET_LOG=warn "$BIN/meshlet-proxy" run --config "$2" --outbound-addr "$3" --inbound-addr "$4" \
+  # The default log level, as injected pods run: idle RSS includes what its
+  # start-up lines touch.
+  "$BIN/meshlet-proxy" run --config "$2" --outbound-addr "$3" --inbound-addr "$4" \
     --admin-addr "$5" "${extra[@]}" > "$OUT/$1.log" 2>&1 &
   PIDS+=($!)
   wait_port "$5"

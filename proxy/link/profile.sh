@@ -37,7 +37,9 @@ proxy() {
   local name=$1 cfg=$2 o=$3 i=$4 a=$5; shift 5
   local cmd=("$BIN/meshlet-proxy") profiled=""
   [ "$name" != plain ] && profiled=1 && cmd=(valgrind --tool=callgrind --callgrind-out-file="$W/$name.cg" --demangle=no --compress-strings=no --compress-pos=no "$full")
-  MESHLET_LOG=warn "${cmd[@]}" run --config "$cfg" --outbound-addr "$o" --inbound-addr "$i" --admin-addr "$a" \
+  # The default log level (pods run with it): its start-up lines are part of
+  # what an idle proxy has touched.
+  "${cmd[@]}" run --config "$cfg" --outbound-addr "$o" --inbound-addr "$i" --admin-addr "$a" \
     --inbound-fallback-port 18080 "$@" >"$W/$name.log" 2>&1 & PIDS+=($!)
   PROFILED+=("$profiled")
   wait_port "$a" 20 # valgrind starts slowly
