@@ -4,10 +4,12 @@
 # and runs its symbol-carrying copy under valgrind's callgrind in three
 # phases:
 #   start   start-up and shutdown, plaintext and with an mTLS identity;
+#   pod     start-up as in a pod: key and CSR, certified by and configured
+#           from a stand-in operator (proxy/examples/fake_operator.rs);
 #   idle    what a pod's proxy does between requests: /ready and /live
 #           probes, /metrics scrapes, /config;
 #   traffic HTTP/1 and HTTP/2 outbound, HTTP/1 inbound, mesh mTLS both ways.
-# order.txt lists start's functions, then idle's, then the rest of
+# order.txt lists start's functions, then pod's, then idle's, then the rest of
 # traffic's by instructions spent (hottest first); the functions start
 # shares with traffic come last in its group, hottest first. An idle proxy
 # then touches one contiguous block of code, and the request path is packed
@@ -28,7 +30,7 @@ source proxy/bench/harness.sh
 "$BIN/meshlet-loadgen" serve --addr 127.0.0.1:18080 & PIDS+=($!)
 "$BIN/meshlet-loadgen" certs --out "$W/certs" >/dev/null
 load() { "$BIN/meshlet-loadgen" load --scenario profile --rate 100 --duration 3 --connections 4 --target "$1" >/dev/null; }
-# proxy NAME CONFIG OUT IN ADMIN [flags]: the symbol-carrying copy under
+# proxy NAME CONFIG OUT IN ADMIN [flags]: (CONFIG "": from an operator) the symbol-carrying copy under
 # callgrind, or with NAME=plain the shipped binary. A profiled proxy's
 # costs land in three files: NAME.cg.1 start-up (dumped once it serves),
 # NAME.cg.2 the phase's work (dumped by `stop`), NAME.cg shutdown.
@@ -39,7 +41,7 @@ proxy() {
   [ "$name" != plain ] && profiled=1 && cmd=(valgrind --tool=callgrind --callgrind-out-file="$W/$name.cg" --demangle=no --compress-strings=no --compress-pos=no "$full")
   # The default log level (pods run with it): its start-up lines are part of
   # what an idle proxy has touched.
-  "${cmd[@]}" run --config "$cfg" --outbound-addr "$o" --inbound-addr "$i" --admin-addr "$a" \
+  "${cmd[@]}" run ${cfg:+--config "$cfg"} --outbound-addr "$o" --inbound-addr "$i" --admin-addr "$a" \
     --inbound-fallback-port 18080 "$@" >"$W/$name.log" 2>&1 & PIDS+=($!)
   PROFILED+=("$profiled")
   wait_port "$a" 20 # valgrind starts slowly
@@ -52,6 +54,13 @@ stop() {
 }
 
 admin() { for path in /ready /live /metrics /config; do curl -s -o /dev/null "$1$path"; done; }
+ready() { # ADMIN: waits until the proxy is ready (certified and configured)
+  for _ in $(seq 1 300); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/ready")" = 200 ] && return 0
+    sleep 0.2
+  done
+  fail "the proxy at $1 did not become ready" "see $W/*.log"
+}
 
 log "start: plaintext, then with an mTLS identity"
 bench_config 127.0.0.1:18080 > "$W/plain.json"
@@ -61,6 +70,21 @@ echo '{"inbound":{"permissive":true}}' > "$W/server.json"
 # shellcheck disable=SC2046 # tls_args yields separate flags
 proxy start-tls "$W/server.json" 127.0.0.1:19240 127.0.0.1:19243 127.0.0.1:19291 $(tls_args "$W/certs" server)
 stop
+
+log "start as in a pod: certified by, and configured from, a stand-in operator"
+# Its files go to their own directory: this start-up is a phase of its own
+# (see the grouping below).
+cargo build --release -q -p meshlet-proxy --example fake_operator
+mkdir -p "$W/pod"
+target/release/examples/fake_operator 127.0.0.1:19300 "$W/plain.json" "$W/pod/anchors.pem" & PIDS+=($!)
+wait_port 127.0.0.1:19300
+echo bench-token > "$W/pod/token"
+proxy pod/pod "" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191 --operator 127.0.0.1:19300 \
+  --token-file "$W/pod/token" --trust-anchors "$W/pod/anchors.pem" --namespace bench --service-account client --pod client-0
+ready 127.0.0.1:19191
+admin 127.0.0.1:19191
+stop
+kill "${PIDS[-1]}"; unset 'PIDS[-1]'
 
 log "idle: probes, scrapes and /config"
 proxy idle "$W/plain.json" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191
@@ -103,18 +127,21 @@ costs() { # phase files...
 }
 {
   costs start "$W"/*.cg "$W"/*.cg.1 "$W"/start-*.cg.2
+  costs pod "$W"/pod/*.cg*
   costs idle "$W"/idle.cg.2
   costs traffic "$W"/traffic-*.cg.2
 } > "$W/costs"
 mkdir -p target/link-order && cp "$W/costs" target/link-order/costs # for a look at the profile
-# Group 1: start only; 2: start and traffic, hottest first; 3: idle; 4:
-# traffic only, hottest first.
+# Group 1: start only; 2: start and traffic, hottest first; 3: what only a
+# pod's start-up (certify, config stream) runs; 4: idle; 5: traffic only,
+# hottest first. A pod's proxy touches groups 1-4, one block; a proxy with a
+# static config (the bench) skips group 3.
 awk '
   { c[$1 SUBSEP $3] += $2; seen[$3] = 1 }
   END {
     for (f in seen) {
-      s = ((("start" SUBSEP f) in c)); i = ((("idle" SUBSEP f) in c)); t = c["traffic" SUBSEP f] + 0
-      g = s ? (t > 0 ? 2 : 1) : (i ? 3 : 4)
+      s = ((("start" SUBSEP f) in c)); p = ((("pod" SUBSEP f) in c)); i = ((("idle" SUBSEP f) in c)); t = c["traffic" SUBSEP f] + 0
+      g = s ? (t > 0 ? 2 : 1) : (p ? 3 : (i ? 4 : 5))
       print g, -t, f
     }
   }
