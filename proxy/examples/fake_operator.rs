@@ -8,7 +8,6 @@
 //! the operator's server name, streams CONFIG.json, writes the CA's PEM to
 //! ANCHORS_OUT once it listens.
 
-#[allow(dead_code, unused_imports)]
 #[path = "../tests/common/pki.rs"]
 mod pki;
 
