@@ -76,13 +76,20 @@ log "start as in a pod: certified by, and configured from, a stand-in operator"
 # (see the grouping below).
 cargo build --release -q -p meshlet-proxy --example fake_operator
 mkdir -p "$W/pod"
-target/release/examples/fake_operator 127.0.0.1:19300 "$W/plain.json" "$W/pod/anchors.pem" & PIDS+=($!)
+# pod-config.json: what the quickstart's web-v1 pod was streamed (kind,
+# 2026-12-06: deny by default with a TrafficTarget, a readiness probe, the
+# demo's services), endpoints moved to the bench upstream on loopback.
+target/release/examples/fake_operator 127.0.0.1:19300 proxy/link/pod-config.json "$W/pod/anchors.pem" & PIDS+=($!)
 wait_port 127.0.0.1:19300
 echo bench-token > "$W/pod/token"
 proxy pod/pod "" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191 --operator 127.0.0.1:19300 \
   --token-file "$W/pod/token" --trust-anchors "$W/pod/anchors.pem" --namespace bench --service-account client --pod client-0
 ready 127.0.0.1:19191
 admin 127.0.0.1:19191
+# The kubelet's probe of the app, plaintext through the inbound side; the
+# app calling a mesh service.
+for _ in 1 2 3; do curl -s -o /dev/null 127.0.0.1:19143/ready || true; done
+curl -s -o /dev/null -H "host: web.meshlet-demo.svc.cluster.local" 127.0.0.1:19140/ || true
 stop
 kill "${PIDS[-1]}"; unset 'PIDS[-1]'
 
