@@ -82,7 +82,8 @@ mkdir -p "$W/pod"
 target/release/examples/fake_operator 127.0.0.1:19300 proxy/link/pod-config.json "$W/pod/anchors.pem" & PIDS+=($!)
 wait_port 127.0.0.1:19300
 echo bench-token > "$W/pod/token"
-proxy pod/pod "" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191 --operator 127.0.0.1:19300 \
+# By name, as pods address the operator: resolving it is start-up work too.
+proxy pod/pod "" 127.0.0.1:19140 127.0.0.1:19143 127.0.0.1:19191 --operator localhost:19300 \
   --token-file "$W/pod/token" --trust-anchors "$W/pod/anchors.pem" --namespace bench --service-account client --pod client-0
 ready 127.0.0.1:19191
 admin 127.0.0.1:19191
