@@ -1,6 +1,6 @@
 //! Proxy errors and the one place they become HTTP responses.
 
-use super::{full, Body};
+use super::{full, Body, BoxError};
 use http::{Response, StatusCode};
 
 /// Why the proxy could not get a response from upstream.
@@ -22,7 +22,7 @@ pub enum ProxyError {
     },
     /// The upstream connection failed after the request was sent.
     #[error("upstream error: {0}")]
-    Upstream(#[from] hyper::Error),
+    Upstream(BoxError),
     /// The route's timeout expired before response headers.
     #[error("request timed out after {0} ms")]
     Timeout(u64),

@@ -98,14 +98,16 @@ impl<'a> Forward<'a> {
                 // Upgrades are rare and their futures large: boxed, so that every
                 // request's future (moved by value per request) stays small.
                 let conn = if upgrade {
-                    Box::pin(ep.pool.connect_h1(self.connector, true))
+                    Box::pin(ep.pool.connect_upgrade(self.connector))
                         .await
-                        .map(Conn::H1)
+                        .map(Attempt::Upgrade)
                 } else if let Some(conn) = ep.pool.ready_now(self.version) {
-                    Ok(conn)
+                    Ok(Attempt::Pooled(conn))
                 } else {
                     // Waiting for or dialing a connection: boxed, as above.
-                    Box::pin(ep.pool.checkout(self.version, self.connector)).await
+                    Box::pin(ep.pool.checkout(self.version, self.connector))
+                        .await
+                        .map(Attempt::Pooled)
                 };
                 let conn = match conn {
                     Ok(c) => c,
@@ -127,16 +129,10 @@ impl<'a> Forward<'a> {
                 };
                 let _in_flight = ep.start_request();
                 let start = Instant::now();
-                let result = if upgrade {
-                    let Conn::H1(sender) = conn else {
-                        unreachable!("upgrades use HTTP/1")
-                    };
-                    Box::pin(send_upgrade(sender, req)).await
-                } else {
-                    match conn {
-                        Conn::H1(s) => ep.pool.send_h1(s, req, self.connector).await,
-                        Conn::H2(s) => ep.pool.send_h2(s, req, self.connector).await,
-                    }
+                let result = match conn {
+                    Attempt::Upgrade(sender) => Box::pin(send_upgrade(sender, req)).await,
+                    Attempt::Pooled(Conn::H1(c)) => ep.pool.send_h1(c, req).await,
+                    Attempt::Pooled(Conn::H2(s)) => ep.pool.send_h2(s, req, self.connector).await,
                 };
                 return match result {
                     Ok(rsp) => {
@@ -164,6 +160,14 @@ impl<'a> Forward<'a> {
     }
 }
 
+/// The connection one attempt sends on.
+enum Attempt {
+    /// From the endpoint's pool.
+    Pooled(Conn),
+    /// A dedicated connection for an Upgrade or CONNECT.
+    Upgrade(hyper::client::conn::http1::SendRequest<Incoming>),
+}
+
 /// Sends an Upgrade or CONNECT request and, once upstream agrees, joins
 /// the two upgraded connections.
 async fn send_upgrade(
@@ -179,9 +183,9 @@ async fn send_upgrade(
             if upgrade::accepted(&method, rsp.status()) {
                 upgrade::splice(on_client, hyper::upgrade::on(&mut rsp));
             }
-            rsp.map(|b| b.boxed_unsync())
+            rsp.map(|b| b.map_err(Into::into).boxed_unsync())
         })
-        .map_err(SendError::Http)
+        .map_err(|e| SendError::Http(e.into()))
 }
 
 #[cfg(test)]

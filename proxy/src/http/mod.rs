@@ -5,6 +5,7 @@
 pub mod client;
 pub mod errors;
 pub mod forward;
+pub mod h1;
 pub mod pool;
 pub mod server;
 mod upgrade;
@@ -12,8 +13,12 @@ mod upgrade;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
+/// Any error, boxed: bodies come from hyper (HTTP/2, upgrades) or from
+/// the proxy's own HTTP/1 client.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The body of every response the proxy returns.
-pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, hyper::Error>;
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
 /// A body made of one buffer.
 pub fn full(bytes: impl Into<Bytes>) -> Body {

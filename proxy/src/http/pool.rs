@@ -2,7 +2,8 @@
 //! connections (returned when a response body ends) and one multiplexed
 //! HTTP/2 connection.
 
-use super::{Body, Version};
+use super::h1::{H1Conn, H1Error, ResponseBody};
+use super::{Body, BoxError, Version};
 use crate::transport::{Carried, Connector};
 use bytes::Bytes;
 use http_body::{Body as _, Frame, SizeHint};
@@ -49,7 +50,7 @@ impl std::fmt::Debug for ConnPool {
 /// A connection ready for one request.
 pub enum Conn {
     /// HTTP/1: exclusive until the response body ends.
-    H1(http1::SendRequest<Incoming>),
+    H1(H1Conn),
     /// HTTP/2: shared.
     H2(http2::SendRequest<Incoming>),
 }
@@ -76,12 +77,7 @@ impl ConnPool {
         match version {
             Version::Http1 => {
                 let mut idle = self.idle_h1.lock().unwrap_or_else(|e| e.into_inner());
-                let (since, s) = idle.last()?;
-                if reusable(*since, Instant::now()) && s.is_ready() {
-                    idle.pop().map(|(_, s)| Conn::H1(s))
-                } else {
-                    None
-                }
+                take_idle(&mut idle, Instant::now()).map(Conn::H1)
             }
             Version::Http2 => {
                 let slot = self.h2.try_lock().ok()?;
@@ -96,19 +92,15 @@ impl ConnPool {
     pub async fn checkout(&self, version: Version, connector: &dyn Connector) -> io::Result<Conn> {
         match version {
             Version::Http1 => {
-                loop {
-                    let idle = self.idle_h1.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                    let Some((since, mut s)) = idle else { break };
-                    // A connection comes back when its response body ended;
-                    // the dispatcher may need a moment to become ready.
-                    if reusable(since, Instant::now()) && !s.is_closed() && s.ready().await.is_ok()
-                    {
-                        return Ok(Conn::H1(s));
-                    }
+                let idle = take_idle(
+                    &mut self.idle_h1.lock().unwrap_or_else(|e| e.into_inner()),
+                    Instant::now(),
+                );
+                if let Some(c) = idle {
+                    return Ok(Conn::H1(c));
                 }
-                // Rare and large, like every dial here: boxed (see
-                // `Forward::send`).
-                Ok(Conn::H1(Box::pin(self.connect_h1(connector, false)).await?))
+                let io = connector.connect_for(self.addr, Carried::Http1).await?;
+                Ok(Conn::H1(H1Conn::new(io)))
             }
             Version::Http2 => {
                 let mut slot = self.h2.lock().await;
@@ -140,12 +132,11 @@ impl ConnPool {
         Ok(sender)
     }
 
-    /// A new HTTP/1 connection; with `upgrades` it supports 101/CONNECT and
-    /// is never pooled.
-    pub async fn connect_h1(
+    /// A new HTTP/1 connection (hyper's) for one Upgrade or CONNECT
+    /// request: never pooled.
+    pub async fn connect_upgrade(
         &self,
         connector: &dyn Connector,
-        upgrades: bool,
     ) -> io::Result<http1::SendRequest<Incoming>> {
         let io = connector.connect_for(self.addr, Carried::Http1).await?;
         let (sender, conn) = http1::Builder::new()
@@ -153,13 +144,8 @@ impl ConnPool {
             .await
             .map_err(to_io)?;
         tokio::spawn(async move {
-            let res = if upgrades {
-                conn.with_upgrades().await
-            } else {
-                conn.await
-            };
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "h1 client connection closed");
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "h1 upgrade connection closed");
             }
         });
         Ok(sender)
@@ -168,41 +154,27 @@ impl ConnPool {
     /// Sends `req` on an HTTP/1 connection, which returns to the pool once
     /// the response body has been read to its end.
     ///
-    /// A pooled connection may turn out to be closing (the server's
-    /// keep-alive timeout raced us); hyper then hands the request back
-    /// unsent and it goes once more on a fresh connection.
-    ///
     /// One function per version, and not `async fn`s (which keep their
     /// arguments twice: as passed, and moved into locals on the first
     /// poll): a future is as large as its largest state, and every
     /// request's future is moved by value.
     #[allow(clippy::manual_async_fn)] // see above
-    pub fn send_h1<'a>(
-        &'a self,
-        mut s: http1::SendRequest<Incoming>,
+    pub fn send_h1(
+        &self,
+        conn: H1Conn,
         req: http::Request<Incoming>,
-        connector: &'a dyn Connector,
-    ) -> impl Future<Output = Result<http::Response<Body>, SendError>> + 'a {
+    ) -> impl Future<Output = Result<http::Response<Body>, SendError>> + '_ {
         async move {
-            let rsp = match s.try_send_request(req).await {
-                Ok(rsp) => rsp,
-                // Rare, and what it holds is large: boxed, so that every
-                // request's future stays small.
-                Err(e) => {
-                    let (fresh, rsp) = Box::pin(self.recover_h1(e, connector)).await?;
-                    s = fresh;
-                    rsp
-                }
-            };
-            let idle = self.idle_h1.clone();
-            Ok(rsp.map(|b| {
+            let rsp = conn
+                .send(req)
+                .await
+                .map_err(|e| SendError::Http(e.into()))?;
+            Ok(rsp.map(|inner| {
                 let mut body = ReturnToPool {
-                    inner: b,
-                    conn: Some((s, idle)),
+                    inner,
+                    idle: Some(self.idle_h1.clone()),
                 };
-                if body.inner.is_end_stream() {
-                    body.give_back();
-                }
+                body.give_back_if_ended();
                 body.boxed_unsync()
             }))
         }
@@ -218,29 +190,14 @@ impl ConnPool {
         connector: &'a dyn Connector,
     ) -> impl Future<Output = Result<http::Response<Body>, SendError>> + 'a {
         async move {
-            s.ready().await.map_err(SendError::Http)?;
+            s.ready().await.map_err(SendError::hyper)?;
             let rsp = match s.try_send_request(req).await {
                 Ok(rsp) => rsp,
-                // Rare: boxed, as above.
+                // Rare, and what it holds is large: boxed, so that every
+                // request's future stays small.
                 Err(e) => Box::pin(self.recover_h2(e, connector)).await?,
             };
-            Ok(rsp.map(|b| b.boxed_unsync()))
-        }
-    }
-
-    /// After a pooled HTTP/1 connection failed a request: if the request
-    /// went unsent (the connection was closing), sends it on a new one.
-    async fn recover_h1(
-        &self,
-        mut e: TrySendError<http::Request<Incoming>>,
-        connector: &dyn Connector,
-    ) -> Result<(http1::SendRequest<Incoming>, http::Response<Incoming>), SendError> {
-        match e.take_message() {
-            Some(req) => {
-                tracing::debug!(endpoint = %self.addr, "pooled connection closed; resending on a new one");
-                self.resend_h1(req, connector).await
-            }
-            None => Err(SendError::Http(e.into_error())),
+            Ok(rsp.map(|b| b.map_err(BoxError::from).boxed_unsync()))
         }
     }
 
@@ -253,23 +210,8 @@ impl ConnPool {
     ) -> Result<http::Response<Incoming>, SendError> {
         match e.take_message() {
             Some(req) => self.resend_h2(req, connector).await,
-            None => Err(SendError::Http(e.into_error())),
+            None => Err(SendError::hyper(e.into_error())),
         }
-    }
-
-    /// Sends on a new HTTP/1 connection a request a pooled one handed back
-    /// unsent.
-    async fn resend_h1(
-        &self,
-        req: http::Request<Incoming>,
-        connector: &dyn Connector,
-    ) -> Result<(http1::SendRequest<Incoming>, http::Response<Incoming>), SendError> {
-        let mut s = self
-            .connect_h1(connector, false)
-            .await
-            .map_err(SendError::Connect)?;
-        let rsp = s.send_request(req).await.map_err(SendError::Http)?;
-        Ok((s, rsp))
     }
 
     /// Sends on a new HTTP/2 connection a request the shared one handed back
@@ -292,8 +234,8 @@ impl ConnPool {
         else {
             unreachable!("asked for HTTP/2")
         };
-        fresh.ready().await.map_err(SendError::Http)?;
-        fresh.send_request(req).await.map_err(SendError::Http)
+        fresh.ready().await.map_err(SendError::hyper)?;
+        fresh.send_request(req).await.map_err(SendError::hyper)
     }
 }
 
@@ -303,55 +245,78 @@ pub enum SendError {
     /// A replacement connection could not be opened (nothing was sent).
     Connect(io::Error),
     /// The request failed on the connection.
-    Http(hyper::Error),
+    Http(BoxError),
 }
 
-type Idle = Arc<Mutex<Vec<(Instant, http1::SendRequest<Incoming>)>>>;
+impl SendError {
+    fn hyper(e: hyper::Error) -> Self {
+        SendError::Http(e.into())
+    }
+}
+
+type Idle = Arc<Mutex<Vec<(Instant, H1Conn)>>>;
+
+/// The most recently idled connection that can take a request now. They
+/// were pushed in time order: once the newest is too old, all are.
+fn take_idle(idle: &mut Vec<(Instant, H1Conn)>, now: Instant) -> Option<H1Conn> {
+    while let Some((since, mut conn)) = idle.pop() {
+        if !reusable(since, now) {
+            idle.clear();
+            return None;
+        }
+        if conn.is_open_and_quiet() {
+            return Some(conn);
+        }
+    }
+    None
+}
 
 /// A response body that hands its HTTP/1 connection back to the pool when
 /// it ends (and drops it, closing the connection, if abandoned early).
 struct ReturnToPool {
-    inner: Incoming,
-    conn: Option<(http1::SendRequest<Incoming>, Idle)>,
+    inner: ResponseBody,
+    idle: Option<Idle>,
 }
 
 impl ReturnToPool {
-    fn give_back(&mut self) {
-        if let Some((s, idle)) = self.conn.take() {
-            // One clock read per request, not one per idle connection.
-            let now = Instant::now();
-            let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
-            // Pushed in time order: only when the oldest has expired is
-            // there anything to drop.
-            if idle
-                .first()
-                .is_some_and(|(since, _)| !reusable(*since, now))
-            {
-                idle.retain(|(since, _)| reusable(*since, now));
-            }
-            if idle.len() < MAX_IDLE_H1 && !s.is_closed() {
-                idle.push((now, s));
-            }
+    fn give_back_if_ended(&mut self) {
+        if !self.inner.is_end_stream() {
+            return;
+        }
+        let Some(idle) = self.idle.take() else { return };
+        let Some(conn) = self.inner.take_reusable() else {
+            return;
+        };
+        // One clock read per request, not one per idle connection.
+        let now = Instant::now();
+        let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+        // Pushed in time order: only when the oldest has expired is
+        // there anything to drop.
+        if idle
+            .first()
+            .is_some_and(|(since, _)| !reusable(*since, now))
+        {
+            idle.retain(|(since, _)| reusable(*since, now));
+        }
+        if idle.len() < MAX_IDLE_H1 {
+            idle.push((now, conn));
         }
     }
 }
 
 impl http_body::Body for ReturnToPool {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let res = Pin::new(&mut self.inner).poll_frame(cx);
-        match &res {
-            Poll::Ready(None) => self.give_back(),
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.give_back(),
-            Poll::Ready(Some(Err(_))) => self.conn = None,
-            _ => {}
+        if res.is_ready() {
+            self.give_back_if_ended();
         }
-        res
+        res.map(|f| f.map(|r| r.map_err(|e: H1Error| BoxError::from(e))))
     }
 
     fn is_end_stream(&self) -> bool {
