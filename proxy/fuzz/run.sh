@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SECS=${FUZZ_SECONDS:-60}
-for target in detect config_decoder; do
+for target in detect config_decoder h1_response; do
   cargo +nightly fuzz run "$target" -- -max_total_time="$SECS" -max_len=4096
 done

@@ -429,3 +429,31 @@ async fn an_early_response_reaches_the_client_while_its_body_is_refused() {
     writer.abort();
     server.abort();
 }
+
+#[tokio::test]
+async fn a_reason_phrase_of_the_servers_own_is_passed_on() {
+    let up = Scripted::start(|_, _| {
+        (
+            b"HTTP/1.1 404 Not Here\r\ncontent-length: 0\r\n\r\n".to_vec(),
+            Then::KeepOpen,
+        )
+    })
+    .await;
+    let proxy = proxy_to(&up).await;
+    let mut s = TcpStream::connect(proxy.outbound_addr).await.unwrap();
+    s.write_all(format!("GET / HTTP/1.1\r\nhost: {HOST}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 404 Not Here\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+}

@@ -39,6 +39,9 @@ pub struct H1Conn {
     io: BoxedIo,
     /// Bytes read and not yet consumed.
     buf: BytesMut,
+    /// Where request heads are encoded: its memory comes back once a head
+    /// has been written, so a request head costs no allocation.
+    wbuf: BytesMut,
 }
 
 impl H1Conn {
@@ -47,6 +50,7 @@ impl H1Conn {
         Self {
             io,
             buf: BytesMut::new(),
+            wbuf: BytesMut::new(),
         }
     }
 
@@ -95,9 +99,9 @@ impl H1Conn {
                     client_chunked,
                 )
             };
-            let mut head = BytesMut::new();
-            request::encode_head(&parts, framing, &mut head);
-            let mut writer = request::RequestWriter::new(head.freeze(), body, framing);
+            request::encode_head(&parts, framing, &mut self.wbuf);
+            let head = self.wbuf.split().freeze();
+            let mut writer = request::RequestWriter::new(head, body, framing);
             let head =
                 std::future::poll_fn(|cx| self.poll_exchange(cx, &mut writer, &parts.method))
                     .await?;
@@ -109,6 +113,9 @@ impl H1Conn {
             *rsp.status_mut() = head.status;
             *rsp.version_mut() = head.version;
             *rsp.headers_mut() = head.headers;
+            if let Some(reason) = head.reason {
+                rsp.extensions_mut().insert(reason);
+            }
             Ok(rsp)
         }
     }

@@ -7,7 +7,7 @@
 //! request never leaves with both (the request-smuggling ambiguity).
 
 use super::H1Error;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{header, HeaderMap};
 use http_body::{Body as _, Frame};
 use hyper::body::Incoming;
@@ -122,8 +122,12 @@ fn chunk_size_line(n: usize) -> Bytes {
     line.freeze()
 }
 
-/// The request on its way out: queued bytes, and the body still to read.
+/// The request on its way out: the head, queued body bytes, and the body
+/// still to read.
 pub struct RequestWriter {
+    /// The head, until written (then empty). Apart from the queue, so that
+    /// a request without a body allocates no queue.
+    head: Bytes,
     queue: VecDeque<Bytes>,
     body: Option<Incoming>,
     framing: Framing,
@@ -136,10 +140,9 @@ pub struct RequestWriter {
 impl RequestWriter {
     /// Starts writing `head`, then `body` with `framing`.
     pub fn new(head: Bytes, body: Incoming, framing: Framing) -> Self {
-        let mut queue = VecDeque::with_capacity(4);
-        queue.push_back(head);
         Self {
-            queue,
+            head,
+            queue: VecDeque::new(),
             body: (framing != Framing::Empty).then_some(body),
             framing,
             remaining: match framing {
@@ -156,6 +159,10 @@ impl RequestWriter {
         self.flushed
     }
 
+    fn has_queued(&self) -> bool {
+        !self.head.is_empty() || !self.queue.is_empty()
+    }
+
     /// Writes as much as can go now; ready once all is written and flushed.
     pub fn poll_write<W: AsyncWrite + Unpin + ?Sized>(
         &mut self,
@@ -163,7 +170,7 @@ impl RequestWriter {
         io: &mut W,
     ) -> Poll<Result<(), H1Error>> {
         loop {
-            if !self.queue.is_empty() {
+            if self.has_queued() {
                 ready!(self.poll_drain(cx, io))?;
                 continue;
             }
@@ -188,14 +195,20 @@ impl RequestWriter {
         cx: &mut Context<'_>,
         io: &mut W,
     ) -> Poll<Result<(), H1Error>> {
-        while !self.queue.is_empty() {
-            let n = if io.is_write_vectored() && self.queue.len() > 1 {
+        while self.has_queued() {
+            let n = if io.is_write_vectored() && !self.queue.is_empty() {
                 let mut slices = [IoSlice::new(&[]); 8];
-                let count = self.queue.len().min(slices.len());
-                for (slot, b) in slices.iter_mut().zip(self.queue.iter()) {
+                let segments = std::iter::once(&self.head)
+                    .filter(|h| !h.is_empty())
+                    .chain(self.queue.iter());
+                let mut count = 0;
+                for (slot, b) in slices.iter_mut().zip(segments) {
                     *slot = IoSlice::new(b);
+                    count += 1;
                 }
                 ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count]))?
+            } else if !self.head.is_empty() {
+                ready!(Pin::new(&mut *io).poll_write(cx, &self.head))?
             } else {
                 ready!(Pin::new(&mut *io).poll_write(cx, &self.queue[0]))?
             };
@@ -210,13 +223,16 @@ impl RequestWriter {
     }
 
     fn advance(&mut self, mut n: usize) {
+        let from_head = n.min(self.head.len());
+        self.head.advance(from_head);
+        n -= from_head;
         while n > 0 {
             let front = self.queue.front_mut().expect("wrote no more than queued");
             if n >= front.len() {
                 n -= front.len();
                 self.queue.pop_front();
             } else {
-                let _ = front.split_to(n);
+                front.advance(n);
                 n = 0;
             }
         }

@@ -38,6 +38,8 @@ pub struct Head {
     pub framing: BodyFraming,
     /// Whether the connection may carry another request afterwards.
     pub keep_alive: bool,
+    /// The reason phrase, when not the status code's canonical one.
+    pub reason: Option<hyper::ext::ReasonPhrase>,
 }
 
 /// What the bytes read so far hold.
@@ -58,7 +60,7 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, H1Error> {
     // Header positions, so that values can share the head's buffer instead
     // of being copied one by one.
     let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-    let (len, code, minor, count) = {
+    let (len, code, minor, count, reason) = {
         // Uninitialized: filling 100 empty headers per response costs more
         // than parsing a typical one.
         let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -92,11 +94,21 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, H1Error> {
             );
         }
         let code = rsp.code.expect("complete head has a code");
+        // A reason phrase of the server's own is passed on, as hyper does;
+        // the canonical one costs nothing.
+        let reason = rsp.reason.filter(|r| {
+            StatusCode::from_u16(code)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                != Some(*r)
+        });
+        let reason = reason.and_then(|r| hyper::ext::ReasonPhrase::try_from(r.as_bytes()).ok());
         (
             len,
             code,
             rsp.version.expect("complete head has a version"),
             rsp.headers.len(),
+            reason,
         )
     };
     let head = buf.split_to(len).freeze();
@@ -184,6 +196,7 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, H1Error> {
         headers,
         framing,
         keep_alive,
+        reason,
     }))
 }
 
@@ -249,6 +262,9 @@ mod tests {
         assert_eq!(h.framing, BodyFraming::Length(5));
         assert!(h.keep_alive);
         assert_eq!(&rest[..], b"hello");
+        assert!(h.reason.is_none(), "canonical");
+        let (h, _) = final_head("HTTP/1.1 404 Not Here\r\n\r\n", Method::GET);
+        assert_eq!(h.reason.unwrap().as_bytes(), b"Not Here");
     }
 
     #[test]
