@@ -457,3 +457,169 @@ async fn a_reason_phrase_of_the_servers_own_is_passed_on() {
         String::from_utf8_lossy(&got)
     );
 }
+
+/// Reads from `s` until `want` has arrived (10 s at most).
+async fn read_until(s: &mut tokio::net::tcp::OwnedReadHalf, got: &mut Vec<u8>, want: &[u8]) {
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while !got.windows(want.len()).any(|w| w == want) {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "closed before {:?}: {:?}",
+                String::from_utf8_lossy(want),
+                String::from_utf8_lossy(got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "no {:?} in {:?}",
+                String::from_utf8_lossy(want),
+                String::from_utf8_lossy(got)
+            )
+        });
+}
+
+#[tokio::test]
+async fn a_server_streaming_both_ways_gets_the_rest_of_the_request() {
+    // Answers at once with a chunked body that echoes the request body as
+    // it arrives: the request must keep flowing after the response began.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let (length, mut body) = loop {
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0);
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .split("content-length: ")
+                    .nth(1)
+                    .unwrap()
+                    .split("\r\n")
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                break (length, buf[end + 4..].to_vec());
+            }
+        };
+        s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        let mut echoed = 0;
+        loop {
+            if !body.is_empty() {
+                s.write_all(format!("{:x}\r\n", body.len()).as_bytes())
+                    .await
+                    .unwrap();
+                s.write_all(&body).await.unwrap();
+                s.write_all(b"\r\n").await.unwrap();
+                echoed += body.len();
+                body.clear();
+            }
+            if echoed == length {
+                s.write_all(b"0\r\n\r\n").await.unwrap();
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                return;
+            }
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "request body cut off after {echoed} bytes");
+            body.extend_from_slice(&chunk[..n]);
+        }
+    });
+    let proxy = start_proxy(
+        config(vec![service("web", "10.96.0.1", &[addr])]),
+        None,
+        None,
+    )
+    .await;
+    let s = TcpStream::connect(proxy.outbound_addr).await.unwrap();
+    let (mut r, mut w) = s.into_split();
+    w.write_all(
+        format!("POST /duplex HTTP/1.1\r\nhost: {HOST}\r\ncontent-length: 15\r\n\r\nping1")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    read_until(&mut r, &mut got, b"ping1").await;
+    w.write_all(b"ping2").await.unwrap();
+    read_until(&mut r, &mut got, b"ping2").await;
+    w.write_all(b"ping3").await.unwrap();
+    read_until(&mut r, &mut got, b"ping3").await;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn an_early_answer_survives_the_server_closing_on_the_body() {
+    // Answers 401 as soon as the head arrives and closes without reading
+    // the body: the proxy's writes then fail, but the answer came first.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+            }
+            let _ = s
+                .write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope")
+                .await;
+        }
+    });
+    let proxy = start_proxy(
+        config(vec![service("web", "10.96.0.1", &[addr])]),
+        None,
+        None,
+    )
+    .await;
+    for i in 0..5 {
+        let s = TcpStream::connect(proxy.outbound_addr).await.unwrap();
+        let (mut r, mut w) = s.into_split();
+        let size = 8 * 1024 * 1024;
+        w.write_all(
+            format!("PUT /x HTTP/1.1\r\nhost: {HOST}\r\ncontent-length: {size}\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        // Keeps its write side open: a client that half-closes is gone.
+        let writer = tokio::spawn(async move {
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..size / chunk.len() {
+                if w.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let mut got = Vec::new();
+        read_until(&mut r, &mut got, b"\r\n\r\n").await;
+        assert!(
+            got.starts_with(b"HTTP/1.1 401"),
+            "round {i}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        writer.abort();
+    }
+    server.abort();
+}

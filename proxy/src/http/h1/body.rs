@@ -2,6 +2,7 @@
 //! ends cleanly the connection can carry the next request.
 
 use super::chunked::{self, Decoded};
+use super::request::RequestWriter;
 use super::response::BodyFraming;
 use super::{H1Conn, H1Error};
 use bytes::Bytes;
@@ -22,10 +23,18 @@ pub struct ResponseBody {
     decoder: Decoder,
     /// Whether the connection may be reused once the body has ended.
     reusable: bool,
+    /// The rest of the request, when the response came before all of it
+    /// went out: written while the response is read.
+    writer: Option<RequestWriter>,
 }
 
 impl ResponseBody {
-    pub(super) fn new(conn: H1Conn, framing: BodyFraming, reusable: bool) -> Self {
+    pub(super) fn new(
+        conn: H1Conn,
+        framing: BodyFraming,
+        reusable: bool,
+        writer: Option<RequestWriter>,
+    ) -> Self {
         let decoder = match framing {
             BodyFraming::Empty => Decoder::Done,
             BodyFraming::Length(n) => Decoder::Length(n),
@@ -36,13 +45,14 @@ impl ResponseBody {
             conn: Some(conn),
             decoder,
             reusable,
+            writer,
         }
     }
 
     /// The connection, once the body has ended and if it may carry another
-    /// request (persistent, nothing unread left on it).
+    /// request (persistent, the whole request sent, nothing unread left).
     pub fn take_reusable(&mut self) -> Option<H1Conn> {
-        if !matches!(self.decoder, Decoder::Done) || !self.reusable {
+        if !matches!(self.decoder, Decoder::Done) || !self.reusable || self.writer.is_some() {
             return None;
         }
         self.conn.take().filter(|c| c.buf.is_empty())
@@ -65,6 +75,23 @@ impl http_body::Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, H1Error>>> {
         let this = &mut *self;
+        if let (Some(writer), Some(conn)) = (this.writer.as_mut(), this.conn.as_mut()) {
+            match writer.poll_write(cx, &mut conn.io) {
+                Poll::Ready(Ok(())) => {
+                    // Abandoned before the response began: cut short too.
+                    this.reusable &= writer.is_done();
+                    this.writer = None;
+                }
+                // The server stopped reading: the request is cut short, the
+                // response may still end well, the connection is not reused.
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(error = %e, "request cut short after the response began");
+                    this.writer = None;
+                    this.reusable = false;
+                }
+                Poll::Pending => {}
+            }
+        }
         loop {
             let Some(conn) = this.conn.as_mut() else {
                 return Poll::Ready(None);

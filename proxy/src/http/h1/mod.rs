@@ -105,11 +105,16 @@ impl H1Conn {
             let head =
                 std::future::poll_fn(|cx| self.poll_exchange(cx, &mut writer, &parts.method))
                     .await?;
-            // A response that came before the whole request went out leaves
-            // the connection in an unknown state: not reused.
-            let reusable = head.keep_alive && writer.is_done();
-            drop(writer);
-            let mut rsp = Response::new(ResponseBody::new(self, head.framing, reusable));
+            // A response may come before the whole request went out (an
+            // early error, or a server streaming both ways): the rest of
+            // the request keeps going out while the response body is read.
+            let writer = (!writer.is_done()).then_some(writer);
+            let mut rsp = Response::new(ResponseBody::new(
+                self,
+                head.framing,
+                head.keep_alive,
+                writer,
+            ));
             *rsp.status_mut() = head.status;
             *rsp.version_mut() = head.version;
             *rsp.headers_mut() = head.headers;
@@ -129,7 +134,7 @@ impl H1Conn {
     ) -> Poll<Result<response::Head, H1Error>> {
         loop {
             if let Poll::Ready(Err(e)) = writer.poll_write(cx, &mut self.io) {
-                return Poll::Ready(Err(e));
+                writer.abandon(e);
             }
             if !self.buf.is_empty() {
                 match response::parse(&mut self.buf, method)? {
@@ -138,13 +143,16 @@ impl H1Conn {
                     response::Parsed::Partial => {}
                 }
             }
+            // A failed write explains a close better than the close does.
             match std::task::ready!(self.poll_fill(cx)) {
                 Ok(0) if self.buf.is_empty() => {
-                    return Poll::Ready(Err(H1Error::ClosedBeforeResponse))
+                    return Poll::Ready(Err(writer
+                        .take_failure()
+                        .unwrap_or(H1Error::ClosedBeforeResponse)))
                 }
                 Ok(0) => return Poll::Ready(Err(H1Error::IncompleteHead)),
                 Ok(_) => {}
-                Err(e) => return Poll::Ready(Err(e.into())),
+                Err(e) => return Poll::Ready(Err(writer.take_failure().unwrap_or(e.into()))),
             }
         }
     }

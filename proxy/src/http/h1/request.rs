@@ -135,6 +135,8 @@ pub struct RequestWriter {
     remaining: u64,
     trailers: Option<HeaderMap>,
     flushed: bool,
+    /// Why writing stopped early, if it did: nothing more is written.
+    failed: Option<H1Error>,
 }
 
 impl RequestWriter {
@@ -151,12 +153,27 @@ impl RequestWriter {
             },
             trailers: None,
             flushed: false,
+            failed: None,
         }
+    }
+
+    /// Stops writing after `e`: the server may still answer (an early
+    /// error status before closing), so reading goes on.
+    pub fn abandon(&mut self, e: H1Error) {
+        self.head.clear();
+        self.queue.clear();
+        self.body = None;
+        self.failed = Some(e);
+    }
+
+    /// Why writing stopped early, if it did.
+    pub fn take_failure(&mut self) -> Option<H1Error> {
+        self.failed.take()
     }
 
     /// Whether the whole request went out.
     pub fn is_done(&self) -> bool {
-        self.flushed
+        self.flushed && self.failed.is_none()
     }
 
     fn has_queued(&self) -> bool {
@@ -169,6 +186,9 @@ impl RequestWriter {
         cx: &mut Context<'_>,
         io: &mut W,
     ) -> Poll<Result<(), H1Error>> {
+        if self.failed.is_some() {
+            return Poll::Ready(Ok(()));
+        }
         loop {
             if self.has_queued() {
                 ready!(self.poll_drain(cx, io))?;
