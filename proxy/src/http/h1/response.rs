@@ -122,7 +122,10 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, H1Error> {
     }
     let status = StatusCode::from_u16(code).map_err(|_| H1Error::Parse(httparse::Error::Status))?;
     let mut headers = HeaderMap::with_capacity(count);
-    let mut length: Option<u64> = None;
+    // Checked only where it frames the body (hyper's rule too): HEAD, 204
+    // and 304 answers pass theirs on as is, and Transfer-Encoding
+    // overrides it.
+    let mut length: Option<Result<u64, H1Error>> = None;
     let mut chunked_last = false;
     let mut te_seen = false;
     let mut close = false;
@@ -132,11 +135,11 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, H1Error> {
             .map_err(|_| H1Error::InvalidHeader)?;
         let raw = head.slice(vs as usize..ve as usize);
         if name == header::CONTENT_LENGTH {
-            let n = parse_length(&raw)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(H1Error::InvalidContentLength);
-            }
-            length = Some(n);
+            length = Some(match (length, parse_length(&raw)) {
+                (None, n) => n,
+                (Some(Ok(l)), Ok(n)) if l == n => Ok(n),
+                _ => Err(H1Error::InvalidContentLength),
+            });
         } else if name == header::TRANSFER_ENCODING {
             te_seen = true;
             // Only the last coding of the last field counts.
@@ -156,6 +159,13 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, H1Error> {
     } else {
         Version::HTTP_10
     };
+    // Transfer-Encoding overrides Content-Length, which then must not reach
+    // the client (hyper's client keeps it; passed on, it frames the
+    // re-encoded body wrongly).
+    if te_seen {
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let length_seen = length.is_some();
     let framing = if *method == Method::HEAD
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
@@ -167,17 +177,14 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, H1Error> {
         if version == Version::HTTP_10 {
             return Err(H1Error::InvalidFraming);
         }
-        // Transfer-Encoding overrides Content-Length, which then must not
-        // reach the client; without chunked last the body runs to the
-        // connection's end.
-        headers.remove(header::CONTENT_LENGTH);
+        // Without chunked last the body runs to the connection's end.
         if chunked_last {
             BodyFraming::Chunked
         } else {
             BodyFraming::Close
         }
     } else {
-        match length {
+        match length.transpose()? {
             Some(0) => BodyFraming::Empty,
             Some(n) => BodyFraming::Length(n),
             None => BodyFraming::Close,
@@ -189,7 +196,7 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, H1Error> {
         keep_alive_token && !close
     };
     // Both framings present is a smuggling signature: never reuse.
-    let keep_alive = persistent && framing != BodyFraming::Close && !(te_seen && length.is_some());
+    let keep_alive = persistent && framing != BodyFraming::Close && !(te_seen && length_seen);
     Ok(Parsed::Final(Head {
         status,
         version,
