@@ -50,7 +50,8 @@ fuzz_target!(|data: &[u8]| {
                 assert!(!d.is_empty());
                 decoded += d.len();
                 assert!(decoded <= input.len());
-                assert_eq!(before - buf.len(), d.len());
+                // The size line may go in the same step.
+                assert!(before - buf.len() >= d.len());
             }
             Ok(Decoded::Trailers(_)) => {}
             Ok(Decoded::End) => {
