@@ -623,3 +623,44 @@ async fn an_early_answer_survives_the_server_closing_on_the_body() {
     }
     server.abort();
 }
+
+#[tokio::test]
+async fn a_request_with_no_host_goes_as_http10_and_its_connection_is_not_kept() {
+    // An HTTP/1.0 client may send no Host: routed by the fallback
+    // destination, it must not reach the server as an HTTP/1.1 request
+    // without one (which servers refuse).
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let s2 = seen.clone();
+    let up = Scripted::start(move |head, _| {
+        s2.lock()
+            .unwrap()
+            .push(head.lines().next().unwrap_or("").to_string());
+        (ok("old"), Then::KeepOpen)
+    })
+    .await;
+    let proxy = start_proxy(
+        config(vec![service("web", "10.96.0.1", &[up.addr])]),
+        Some("10.96.0.1:80"),
+        None,
+    )
+    .await;
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(proxy.outbound_addr).await.unwrap();
+        s.write_all(b"GET /legacy HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        let got = String::from_utf8_lossy(&got);
+        assert!(
+            got.starts_with("HTTP/1.0 200") && got.ends_with("old"),
+            "{got:?}"
+        );
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["GET /legacy HTTP/1.0", "GET /legacy HTTP/1.0"]
+    );
+    assert_eq!(up.conns.load(Ordering::SeqCst), 2, "not kept");
+}

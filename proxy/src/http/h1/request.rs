@@ -44,8 +44,11 @@ pub fn framing(end_stream: bool, exact: Option<u64>, client_chunked: bool) -> Fr
 }
 
 /// Appends the request head to `dst`, in origin form (or the absolute
-/// form the client used), as HTTP/1.1.
-pub fn encode_head(parts: &http::request::Parts, framing: Framing, dst: &mut BytesMut) {
+/// form the client used), as HTTP/1.1 with a `Host`. Returns whether the
+/// connection may be kept: a request with no host at all (an HTTP/1.0
+/// client's) goes as HTTP/1.0, which needs none, and the server then
+/// closes the connection after it.
+pub fn encode_head(parts: &http::request::Parts, framing: Framing, dst: &mut BytesMut) -> bool {
     dst.reserve(64 + parts.headers.len() * 48);
     dst.put_slice(parts.method.as_str().as_bytes());
     dst.put_u8(b' ');
@@ -54,7 +57,17 @@ pub fn encode_head(parts: &http::request::Parts, framing: Framing, dst: &mut Byt
         (None, None) => dst.put_u8(b'/'),
         (Some(_), _) => dst.put_slice(parts.uri.to_string().as_bytes()),
     }
-    dst.put_slice(b" HTTP/1.1\r\n");
+    let has_host = parts.headers.contains_key(header::HOST);
+    let authority = parts.uri.authority().filter(|_| !has_host);
+    let persistent = has_host || authority.is_some();
+    if persistent {
+        dst.put_slice(b" HTTP/1.1\r\n");
+    } else {
+        dst.put_slice(b" HTTP/1.0\r\n");
+    }
+    if let Some(authority) = authority {
+        put_field(dst, b"host", authority.as_str().as_bytes());
+    }
     let mut had_length = false;
     for (name, value) in &parts.headers {
         if name == header::CONTENT_LENGTH {
@@ -90,6 +103,7 @@ pub fn encode_head(parts: &http::request::Parts, framing: Framing, dst: &mut Byt
         }
     }
     dst.put_slice(b"\r\n");
+    persistent
 }
 
 fn put_field(dst: &mut BytesMut, name: &[u8], value: &[u8]) {
@@ -316,7 +330,7 @@ mod tests {
     fn head(req: http::Request<()>, framing: Framing) -> String {
         let (parts, ()) = req.into_parts();
         let mut dst = BytesMut::new();
-        encode_head(&parts, framing, &mut dst);
+        let _ = encode_head(&parts, framing, &mut dst);
         String::from_utf8(dst.to_vec()).unwrap()
     }
 
@@ -347,36 +361,55 @@ mod tests {
     #[test]
     fn chunked_keeps_the_clients_codings_and_drops_its_length() {
         let req = http::Request::put("/")
+            .header("host", "web")
             .header("transfer-encoding", "gzip, chunked")
             .header("content-length", "12")
             .body(())
             .unwrap();
         assert_eq!(
             head(req, Framing::Chunked),
-            "PUT / HTTP/1.1\r\ntransfer-encoding: gzip, chunked\r\n\r\n"
+            "PUT / HTTP/1.1\r\nhost: web\r\ntransfer-encoding: gzip, chunked\r\n\r\n"
         );
-        let req = http::Request::post("/").body(()).unwrap();
+        let req = http::Request::post("/")
+            .header("host", "web")
+            .body(())
+            .unwrap();
         assert_eq!(
             head(req, Framing::Chunked),
-            "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+            "POST / HTTP/1.1\r\nhost: web\r\ntransfer-encoding: chunked\r\n\r\n"
         );
     }
 
     #[test]
     fn empty_body_keeps_a_zero_length_only_when_the_client_sent_one() {
         let req = http::Request::post("/")
+            .header("host", "web")
             .header("content-length", "0")
             .body(())
             .unwrap();
         assert_eq!(
             head(req, Framing::Empty),
-            "POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n"
+            "POST / HTTP/1.1\r\nhost: web\r\ncontent-length: 0\r\n\r\n"
         );
         let req = http::Request::get("http://web:80/x").body(()).unwrap();
         assert_eq!(
             head(req, Framing::Empty),
-            "GET http://web:80/x HTTP/1.1\r\n\r\n"
+            "GET http://web:80/x HTTP/1.1\r\nhost: web:80\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn a_request_without_any_host_goes_as_http10_on_a_connection_not_kept() {
+        let (parts, ()) = http::Request::get("/").body(()).unwrap().into_parts();
+        let mut dst = BytesMut::new();
+        assert!(!encode_head(&parts, Framing::Empty, &mut dst));
+        assert_eq!(&dst[..], b"GET / HTTP/1.0\r\n\r\n");
+        let (parts, ()) = http::Request::get("/")
+            .header("host", "web")
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert!(encode_head(&parts, Framing::Empty, &mut BytesMut::new()));
     }
 
     #[test]
