@@ -25,7 +25,7 @@ pub struct ResponseBody {
     reusable: bool,
     /// The rest of the request, when the response came before all of it
     /// went out: written while the response is read.
-    writer: Option<RequestWriter>,
+    writer: Option<Box<RequestWriter>>,
 }
 
 impl ResponseBody {
@@ -33,7 +33,7 @@ impl ResponseBody {
         conn: H1Conn,
         framing: BodyFraming,
         reusable: bool,
-        writer: Option<RequestWriter>,
+        writer: Option<Box<RequestWriter>>,
     ) -> Self {
         let decoder = match framing {
             BodyFraming::Empty => Decoder::Done,

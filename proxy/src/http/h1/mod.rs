@@ -99,7 +99,7 @@ impl H1Conn {
                     client_chunked,
                 )
             };
-            let persistent = request::encode_head(&parts, framing, &mut self.wbuf);
+            let _ = request::encode_head(&parts, framing, &mut self.wbuf);
             let head = self.wbuf.split().freeze();
             let mut writer = request::RequestWriter::new(head, body, framing);
             let head =
@@ -108,11 +108,13 @@ impl H1Conn {
             // A response may come before the whole request went out (an
             // early error, or a server streaming both ways): the rest of
             // the request keeps going out while the response body is read.
-            let writer = (!writer.is_done()).then_some(writer);
+            // Rare: boxed, so that every response body stays small (it is
+            // moved by value on its way to the server side).
+            let writer = (!writer.is_done()).then(|| Box::new(writer));
             let mut rsp = Response::new(ResponseBody::new(
                 self,
                 head.framing,
-                head.keep_alive && persistent,
+                head.keep_alive && request::persistent(&parts),
                 writer,
             ));
             *rsp.status_mut() = head.status;
