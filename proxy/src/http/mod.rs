@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by inbound and outbound: the body type, the
-//! per-endpoint client pool, the operator client, serving a detected connection, proxying one
-//! request, upgrades, and mapping errors to responses (in one place).
+//! per-endpoint client pool, the upstream HTTP/1 client (`h1`), the
+//! operator client, serving a detected connection, proxying one request,
+//! upgrades, and mapping errors to responses (in one place).
 
 pub mod client;
 pub mod errors;
