@@ -354,18 +354,18 @@ async fn idle_connections_the_server_closed_are_not_used() {
     );
 }
 
-#[tokio::test]
-async fn an_early_response_reaches_the_client_while_its_body_is_refused() {
-    // Answers 413 as soon as the head arrives, reads nothing of the body.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let conns = Arc::new(AtomicUsize::new(0));
-    let c = conns.clone();
-    let server = tokio::spawn(async move {
+/// A server that answers `answer` as soon as a request head is in and reads
+/// nothing of the body; then keeps the connection for `linger` (unread), or
+/// closes it at once.
+fn early_answerer(
+    listener: TcpListener,
+    answer: &'static [u8],
+    linger: Option<Duration>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         loop {
             let (mut s, _) = listener.accept().await.unwrap();
-            c.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
+            let serve = async move {
                 let mut buf = [0u8; 1024];
                 let mut seen = Vec::new();
                 while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -375,52 +375,66 @@ async fn an_early_response_reaches_the_client_while_its_body_is_refused() {
                     }
                     seen.extend_from_slice(&buf[..n]);
                 }
-                s.write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!")
-                    .await
-                    .unwrap();
-                tokio::time::sleep(Duration::from_secs(3)).await;
-            });
+                let _ = s.write_all(answer).await;
+                if let Some(d) = linger {
+                    tokio::time::sleep(d).await;
+                }
+            };
+            match linger {
+                Some(_) => drop(tokio::spawn(serve)),
+                None => serve.await,
+            }
         }
+    })
+}
+
+/// Sends a request head declaring a `size`-byte body through `proxy`, then
+/// the body from a task that keeps its write side open (a client that
+/// half-closes is gone); returns the read side and that task.
+async fn upload(
+    proxy: &meshlet_proxy::Proxy,
+    method: &str,
+    size: usize,
+) -> (tokio::net::tcp::OwnedReadHalf, tokio::task::JoinHandle<()>) {
+    let s = TcpStream::connect(proxy.outbound_addr).await.unwrap();
+    let (r, mut w) = s.into_split();
+    w.write_all(
+        format!("{method} /upload HTTP/1.1\r\nhost: {HOST}\r\ncontent-length: {size}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let writer = tokio::spawn(async move {
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..size / chunk.len() {
+            if w.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(30)).await;
     });
+    (r, writer)
+}
+
+#[tokio::test]
+async fn an_early_response_reaches_the_client_while_its_body_is_refused() {
+    // Answers 413 as soon as the head arrives, reads nothing of the body.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = early_answerer(
+        listener,
+        b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!",
+        Some(Duration::from_secs(3)),
+    );
     let proxy = start_proxy(
         config(vec![service("web", "10.96.0.1", &[addr])]),
         None,
         None,
     )
     .await;
-    let mut s = TcpStream::connect(proxy.outbound_addr).await.unwrap();
-    let size = 64 * 1024 * 1024;
-    s.write_all(
-        format!("POST /upload HTTP/1.1\r\nhost: {HOST}\r\ncontent-length: {size}\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let (mut r, mut w) = s.into_split();
-    let writer = tokio::spawn(async move {
-        let chunk = vec![b'x'; 64 * 1024];
-        for _ in 0..size / chunk.len() {
-            if w.write_all(&chunk).await.is_err() {
-                return;
-            }
-        }
-    });
+    let (mut r, writer) = upload(&proxy, "POST", 64 * 1024 * 1024).await;
     let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    let read = async {
-        while !got.windows(8).any(|w| w == b"too big!") {
-            let n = r.read(&mut buf).await.unwrap();
-            assert!(
-                n > 0,
-                "closed without the early response: {:?}",
-                String::from_utf8_lossy(&got)
-            );
-            got.extend_from_slice(&buf[..n]);
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .expect("early response forwarded");
+    read_until(&mut r, &mut got, b"too big!").await;
     assert!(
         got.starts_with(b"HTTP/1.1 413"),
         "{:?}",
@@ -440,17 +454,15 @@ async fn a_reason_phrase_of_the_servers_own_is_passed_on() {
     })
     .await;
     let proxy = proxy_to(&up).await;
-    let mut s = TcpStream::connect(proxy.outbound_addr).await.unwrap();
-    s.write_all(format!("GET / HTTP/1.1\r\nhost: {HOST}\r\n\r\n").as_bytes())
+    let (mut r, mut w) = TcpStream::connect(proxy.outbound_addr)
+        .await
+        .unwrap()
+        .into_split();
+    w.write_all(format!("GET / HTTP/1.1\r\nhost: {HOST}\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut got = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(n > 0);
-        got.extend_from_slice(&buf[..n]);
-    }
+    read_until(&mut r, &mut got, b"\r\n\r\n").await;
     assert!(
         got.starts_with(b"HTTP/1.1 404 Not Here\r\n"),
         "{:?}",
@@ -570,23 +582,11 @@ async fn an_early_answer_survives_the_server_closing_on_the_body() {
     // the body: the proxy's writes then fail, but the answer came first.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            let mut seen = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = s.read(&mut buf).await.unwrap();
-                if n == 0 {
-                    break;
-                }
-                seen.extend_from_slice(&buf[..n]);
-            }
-            let _ = s
-                .write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope")
-                .await;
-        }
-    });
+    let server = early_answerer(
+        listener,
+        b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope",
+        None,
+    );
     let proxy = start_proxy(
         config(vec![service("web", "10.96.0.1", &[addr])]),
         None,
@@ -594,24 +594,7 @@ async fn an_early_answer_survives_the_server_closing_on_the_body() {
     )
     .await;
     for i in 0..5 {
-        let s = TcpStream::connect(proxy.outbound_addr).await.unwrap();
-        let (mut r, mut w) = s.into_split();
-        let size = 8 * 1024 * 1024;
-        w.write_all(
-            format!("PUT /x HTTP/1.1\r\nhost: {HOST}\r\ncontent-length: {size}\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-        // Keeps its write side open: a client that half-closes is gone.
-        let writer = tokio::spawn(async move {
-            let chunk = vec![b'x'; 64 * 1024];
-            for _ in 0..size / chunk.len() {
-                if w.write_all(&chunk).await.is_err() {
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        });
+        let (mut r, writer) = upload(&proxy, "PUT", 8 * 1024 * 1024).await;
         let mut got = Vec::new();
         read_until(&mut r, &mut got, b"\r\n\r\n").await;
         assert!(

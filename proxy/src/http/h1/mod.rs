@@ -99,7 +99,7 @@ impl H1Conn {
                     client_chunked,
                 )
             };
-            let _ = request::encode_head(&parts, framing, &mut self.wbuf);
+            let persistent = request::encode_head(&parts, framing, &mut self.wbuf);
             let head = self.wbuf.split().freeze();
             let mut writer = request::RequestWriter::new(head, body, framing);
             let head =
@@ -114,7 +114,7 @@ impl H1Conn {
             let mut rsp = Response::new(ResponseBody::new(
                 self,
                 head.framing,
-                head.keep_alive && request::persistent(&parts),
+                head.keep_alive && persistent,
                 writer,
             ));
             *rsp.status_mut() = head.status;

@@ -60,7 +60,6 @@ pub fn encode_head(parts: &http::request::Parts, framing: Framing, dst: &mut Byt
     let has_host = parts.headers.contains_key(header::HOST);
     let authority = parts.uri.authority().filter(|_| !has_host);
     let persistent = has_host || authority.is_some();
-    debug_assert_eq!(persistent, self::persistent(parts));
     if persistent {
         dst.put_slice(b" HTTP/1.1\r\n");
     } else {
@@ -105,14 +104,6 @@ pub fn encode_head(parts: &http::request::Parts, framing: Framing, dst: &mut Byt
     }
     dst.put_slice(b"\r\n");
     persistent
-}
-
-/// Whether the request goes as HTTP/1.1 (it has a host), so that its
-/// connection may be kept; as [`encode_head`] returns. Asked again after
-/// the exchange rather than carried through it: a flag held across the
-/// wait grows the future every request moves.
-pub fn persistent(parts: &http::request::Parts) -> bool {
-    parts.headers.contains_key(header::HOST) || parts.uri.authority().is_some()
 }
 
 fn put_field(dst: &mut BytesMut, name: &[u8], value: &[u8]) {

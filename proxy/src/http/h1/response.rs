@@ -74,9 +74,6 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Parsed, H1Error> {
                 }
                 return Ok(Parsed::Partial);
             }
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(H1Error::Parse(httparse::Error::TooManyHeaders))
-            }
             Err(e) => return Err(e.into()),
         };
         if len > MAX_HEAD_BYTES {
